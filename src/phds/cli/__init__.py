@@ -1,0 +1,1 @@
+"""The ``phds`` command line: one command group per file."""
