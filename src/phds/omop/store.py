@@ -39,9 +39,18 @@ class CdmStore(abc.ABC):
         """Append rows to a CDM table; columns are matched by name, missing ones become NULL."""
 
     @abc.abstractmethod
+    def insert_select(self, table: str, columns: Sequence[str], duckdb_select: str) -> int:
+        """Insert the rows of a DuckDB ``SELECT`` (written by PHDS) into *columns* of *table*.
+
+        The query may read files (``read_csv``, ``read_parquet``); it runs in this store's own DuckDB
+        connection, or in a private in-process DuckDB whose Arrow batches are streamed into the store.
+        Returns the number of rows inserted.
+        """
+
+    @abc.abstractmethod
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Everything inside commits together or not at all."""
+        """Everything inside commits together or not at all; a nested call joins the outer one."""
 
     @abc.abstractmethod
     def ibis(self) -> Any:

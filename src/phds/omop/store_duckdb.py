@@ -30,6 +30,7 @@ class DuckDbStore(CdmStore):
         except duckdb.Error as exc:
             raise StoreError(f"cannot open DuckDB CDM store {target}: {exc}") from exc
         self._ibis: Any = None
+        self._in_transaction = False
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -40,9 +41,7 @@ class DuckDbStore(CdmStore):
     def append_arrow(self, table: str, data: pa.Table) -> None:
         spec = table_spec(table)
         present = set(data.column_names)
-        select = ", ".join(
-            f'"{c}"' if c in present else f'NULL AS "{c}"' for c in spec.column_names
-        )
+        select = ", ".join(f'"{c}"' if c in present else f'NULL AS "{c}"' for c in spec.column_names)
         self.con.register("_phds_append", data)
         try:
             self.con.execute(f'INSERT INTO "{table}" SELECT {select} FROM _phds_append')
@@ -51,15 +50,33 @@ class DuckDbStore(CdmStore):
         finally:
             self.con.unregister("_phds_append")
 
+    def insert_select(self, table: str, columns: Sequence[str], duckdb_select: str) -> int:
+        names = ", ".join(f'"{c}"' for c in columns)
+        try:
+            rows = self.con.execute(f'INSERT INTO "{table}" ({names}) {duckdb_select}').fetchall()
+        except duckdb.Error as exc:
+            raise StoreError(f"inserting into {table} in {self.url}: {exc}") from exc
+        return int(rows[0][0]) if rows else 0
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        if self._in_transaction:
+            yield
+            return
         self.con.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
         try:
             yield
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
+        else:
+            try:
+                self.con.execute("COMMIT")
+            except duckdb.Error as exc:
+                raise StoreError(f"committing to {self.url}: {exc}") from exc
+        finally:
+            self._in_transaction = False
 
     def ibis(self) -> Any:
         if self._ibis is None:

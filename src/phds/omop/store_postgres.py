@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import duckdb
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -14,6 +15,8 @@ import pyarrow.csv as pacsv
 from phds.errors import StoreError
 from phds.omop.schema import table_spec
 from phds.omop.store import CdmStore, postgres_parts
+
+_BATCH_ROWS = 100_000
 
 
 class PostgresStore(CdmStore):
@@ -34,7 +37,7 @@ class PostgresStore(CdmStore):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
             with self.con.cursor() as cur:
-                cur.execute(sql.replace("?", "%s"), list(params))  # type: ignore[call-overload]
+                cur.execute(sql.replace("?", "%s"), list(params))
                 return list(cur.fetchall()) if cur.description else []
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL CDM store {self.url}: {exc}") from exc
@@ -43,19 +46,49 @@ class PostgresStore(CdmStore):
         self.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
         super().create_tables()
 
-    def append_arrow(self, table: str, data: pa.Table) -> None:
-        spec = table_spec(table)
-        columns = [c for c in spec.column_names if c in set(data.column_names)]
-        buffer = io.BytesIO()
-        pacsv.write_csv(data.select(columns), buffer, pacsv.WriteOptions(include_header=False))
-        names = ", ".join(f'"{c}"' for c in columns)
+    def append_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader) -> None:
+        """Append Arrow rows by CSV ``COPY``; a ``RecordBatchReader`` is streamed batch by batch."""
+        self._copy_batches(table, data)
+
+    def insert_select(self, table: str, columns: Sequence[str], duckdb_select: str) -> int:
+        # PostgreSQL cannot read the files itself (and postgres_scanner cannot be installed here), so a
+        # private in-process DuckDB runs the query and its Arrow batches are streamed in by COPY.
+        con = duckdb.connect()
         try:
-            with self.con.cursor() as cur, cur.copy(
-                f"COPY {self.qualified(table)} ({names}) FROM STDIN WITH (FORMAT csv)"
-            ) as copy:
-                copy.write(buffer.getvalue())
+            reader = con.execute(duckdb_select).fetch_record_batch(_BATCH_ROWS)
+            renamed = pa.RecordBatchReader.from_batches(
+                pa.schema([pa.field(c, f.type) for c, f in zip(columns, reader.schema, strict=True)]),
+                (pa.RecordBatch.from_arrays(b.columns, names=list(columns)) for b in reader),
+            )
+            return self._copy_batches(table, renamed)
+        except duckdb.Error as exc:
+            raise StoreError(f"reading rows for {table}: {exc}") from exc
+        finally:
+            con.close()
+
+    def _copy_batches(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int:
+        spec = table_spec(table)
+        present = set(data.schema.names)
+        columns = [c for c in spec.column_names if c in present]
+        names = ", ".join(f'"{c}"' for c in columns)
+        batches = data.to_batches() if isinstance(data, pa.Table) else data
+        rows = 0
+        options = pacsv.WriteOptions(include_header=False)
+        try:
+            with (
+                self.con.cursor() as cur,
+                cur.copy(f"COPY {self.qualified(table)} ({names}) FROM STDIN WITH (FORMAT csv)") as copy,
+            ):
+                for batch in batches:
+                    if batch.num_rows == 0:
+                        continue
+                    buffer = io.BytesIO()
+                    pacsv.write_csv(pa.Table.from_batches([batch]).select(columns), buffer, options)
+                    copy.write(buffer.getbuffer())
+                    rows += batch.num_rows
         except psycopg.Error as exc:
             raise StoreError(f"appending to {table} in {self.url}: {exc}") from exc
+        return rows
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
