@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import tomllib
 from importlib.metadata import version
+from pathlib import Path
 
-from conftest import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _requirements() -> list[str]:

@@ -1,0 +1,60 @@
+"""Wire models for tasks: the work a node pulls from the hub and the result it sends back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from phds.protocol.studies import ServiceType
+
+
+class TaskRequester(BaseModel):
+    """Who asks, as a node's policy needs to know it."""
+
+    organisation: str
+    category: str | None = None  # academic, public, non-profit, sme, industry; None for hospitals/operator
+
+
+class Task(BaseModel):
+    """One round of one analysis for one hospital, as delivered to that hospital's node."""
+
+    id: str
+    study_id: str
+    study_title: str
+    study_purpose: str
+    service_type: ServiceType
+    requester: TaskRequester
+    hospital: str
+    analysis: str
+    analysis_version: str
+    params: dict[str, Any]
+    round: int = Field(ge=1)
+    state: dict[str, Any] = Field(default_factory=dict, description="Round state from the hub's runner")
+    attempt: int = Field(ge=1, description="Delivery attempt; >1 after a lease expired")
+    lease_expires_at: datetime
+
+
+class ResultStatus(StrEnum):
+    """How a node answered a task."""
+
+    OK = "ok"
+    AWAITING_APPROVAL = "awaiting_approval"  # interim: the steward has not decided yet
+    DECLINED = "declined"  # policy refused or steward rejected
+    REFUSED = "refused"  # the disclosure gate refused to release
+    ERROR = "error"
+
+
+class TaskResult(BaseModel):
+    """A node's answer to a task: only gate-released aggregates, never rows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str
+    status: ResultStatus
+    payload: dict[str, Any] = Field(default_factory=dict)
+    reason: str | None = Field(default=None, max_length=2000)
+    compute_seconds: float = Field(default=0.0, ge=0)
+    audit_hash: str | None = Field(default=None, description="Hash of the node's value_released audit entry")
