@@ -62,6 +62,12 @@ ATOPIC_DERMATITIS = 133834
 URINARY_TRACT_INFECTION = 81902
 RECURRENT_URINARY_TRACT_INFECTION = 4056621
 E_COLI_URINARY_TRACT_INFECTION = 4116491
+ACUTE_BRONCHIOLITIS = 260125
+ACUTE_VIRAL_BRONCHIOLITIS = 4052544
+RSV_BRONCHIOLITIS = 4237921  # "Respiratory syncytial virus bronchiolitis"
+ACUTE_RSV_BRONCHIOLITIS = 254058  # "Acute bronchiolitis due to respiratory syncytial virus"
+ACUTE_LYMPHOBLASTIC_LEUKAEMIA = 134305  # OMOP name "Acute lymphoid leukemia"
+ACUTE_LYMPHOID_LEUKEMIA = ACUTE_LYMPHOBLASTIC_LEUKAEMIA
 
 # --- Drugs (RxNorm ingredients, standard) ----------------------------------------------------------
 ALBUTEROL = 1154343  # salbutamol
@@ -77,6 +83,9 @@ DORNASE_ALFA = 1125443
 ACETAMINOPHEN = 1125315  # paracetamol
 PARACETAMOL = ACETAMINOPHEN
 IBUPROFEN = 1177480
+MERCAPTOPURINE = 1436650
+PREDNISOLONE = 1550557
+VALPROATE = 745466  # not 19010963 "valproic acid", a different RxNorm concept
 
 # --- Measurements (LOINC unless noted) -------------------------------------------------------------
 BODY_WEIGHT = 3025315
@@ -100,6 +109,7 @@ CF_SWEAT_TEST = 4314290  # SNOMED, Measurement domain
 ECHOCARDIOGRAPHY = 4230911
 OXYGEN_ADMINISTRATION_BY_MASK = 4162736
 NEBULIZER_THERAPY = 4206920
+CHEMOTHERAPY = 4273629
 
 # --- Units (UCUM) --------------------------------------------------------------------------------
 UNIT_KG = 9529
@@ -176,6 +186,13 @@ _CONCEPTS: tuple[Concept, ...] = (
     _condition(URINARY_TRACT_INFECTION, "Urinary tract infectious disease", "68566005"),
     _condition(RECURRENT_URINARY_TRACT_INFECTION, "Recurrent urinary tract infection", "197927001"),
     _condition(E_COLI_URINARY_TRACT_INFECTION, "Escherichia coli urinary tract infection", "301011002"),
+    _condition(ACUTE_BRONCHIOLITIS, "Acute bronchiolitis", "5505005"),
+    _condition(ACUTE_VIRAL_BRONCHIOLITIS, "Acute viral bronchiolitis", "233602006"),
+    _condition(RSV_BRONCHIOLITIS, "Respiratory syncytial virus bronchiolitis", "57089007"),
+    _condition(
+        ACUTE_RSV_BRONCHIOLITIS, "Acute bronchiolitis due to respiratory syncytial virus", "195739001"
+    ),
+    _condition(ACUTE_LYMPHOBLASTIC_LEUKAEMIA, "Acute lymphoid leukemia", "91857003"),
     _ingredient(ALBUTEROL, "albuterol", "435"),
     _ingredient(BUDESONIDE, "budesonide", "19831"),
     _ingredient(FLUTICASONE, "fluticasone", "41126"),
@@ -187,6 +204,9 @@ _CONCEPTS: tuple[Concept, ...] = (
     _ingredient(DORNASE_ALFA, "dornase alfa", "337623"),
     _ingredient(ACETAMINOPHEN, "acetaminophen", "161"),
     _ingredient(IBUPROFEN, "ibuprofen", "5640"),
+    _ingredient(MERCAPTOPURINE, "mercaptopurine", "103"),
+    _ingredient(PREDNISOLONE, "prednisolone", "8638"),
+    _ingredient(VALPROATE, "valproate", "40254"),
     _measurement(BODY_WEIGHT, "Body weight", "29463-7"),
     _measurement(BODY_HEIGHT, "Body height", "8302-2"),
     _measurement(BMI, "Body mass index (BMI) [Ratio]", "39156-5"),
@@ -215,6 +235,7 @@ _CONCEPTS: tuple[Concept, ...] = (
         "371908008",
     ),
     Concept(NEBULIZER_THERAPY, "Nebulizer therapy", "Procedure", _SN, "Procedure", "56251003"),
+    Concept(CHEMOTHERAPY, "Chemotherapy", "Procedure", _SN, "Procedure", "367336001"),
     _unit(UNIT_KG, "kilogram", "kg"),
     _unit(UNIT_CM, "centimeter", "cm"),
     _unit(UNIT_KG_PER_M2, "kilogram per square meter", "kg/m2"),

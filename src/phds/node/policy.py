@@ -1,0 +1,211 @@
+"""The hospital's policy: which analyses run, for whom, for which service, with which approval and limits.
+
+The policy is the ``[policy]`` table of ``node.toml``. Its rules are read top to bottom and the first
+rule matching a request decides it (firewall style), so a decision is deterministic and names its rule.
+A request that no rule matches is refused: the default is deny. A rule that allows without saying how
+is ``manual``: only analyses a steward deliberately lists as ``auto`` run without a person's approval.
+
+Thresholds may only be tightened relative to the network defaults of DESIGN.md: ``min_cell_count`` ≥ 5
+(OHDSI minCellCount; e.g. 11 as PCORnet), ``nfilter_glm`` ≤ 0.33 (DataSHIELD), ``nfilter_tab`` ≥ the
+minimum cell count. A looser value is a :class:`~phds.errors.ConfigError` when the configuration loads.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from phds.privacy.disclosure import NETWORK_MIN_CELL_COUNT, NETWORK_NFILTER_GLM
+
+log = logging.getLogger(__name__)
+
+RequesterCategory = Literal["academic", "public", "non-profit", "sme", "industry"]
+ServiceType = Literal["feasibility", "analytical_study", "research", "clinical_trial_support", "innovation"]
+ApprovalMode = Literal["auto", "manual"]
+CategoryPattern = Literal["*", "academic", "public", "non-profit", "sme", "industry"]
+ServicePattern = Literal[
+    "*", "feasibility", "analytical_study", "research", "clinical_trial_support", "innovation"
+]
+
+CATEGORIES: tuple[str, ...] = ("academic", "public", "non-profit", "sme", "industry")
+SERVICE_TYPES: tuple[str, ...] = (
+    "feasibility",
+    "analytical_study",
+    "research",
+    "clinical_trial_support",
+    "innovation",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PolicyRule(_Strict):
+    """One line of the policy. Every list matches ``"*"``; analyses also match globs (``"stats.*"``).
+
+    An analysis pattern may pin a version: ``"glm.fit@2"`` matches only version 2.
+    """
+
+    name: str = Field("", description="Shown in every decision this rule makes.")
+    effect: Literal["allow", "deny"] = Field("allow", description="Allow or refuse what matches.")
+    analyses: list[str] = Field(min_length=1, description="Registry names or globs, optionally @version.")
+    organisations: list[str] = Field(["*"], min_length=1, description="Requesting organisation ids.")
+    categories: list[CategoryPattern] = Field(["*"], min_length=1, description="Requester categories.")
+    service_types: list[ServicePattern] = Field(["*"], min_length=1, description="Service types.")
+    approval: ApprovalMode = Field("manual", description="auto runs at once; manual waits for a steward.")
+
+    def matches(self, request: TaskRequest) -> bool:
+        """True when every list of this rule admits *request*."""
+        return (
+            any(_analysis_matches(p, request.analysis, request.analysis_version) for p in self.analyses)
+            and ("*" in self.organisations or request.requester_org in self.organisations)
+            and ("*" in self.categories or request.requester_category in self.categories)
+            and ("*" in self.service_types or request.service_type in self.service_types)
+        )
+
+
+def _analysis_matches(pattern: str, name: str, version: str) -> bool:
+    pat_name, _, pat_version = pattern.partition("@")
+    if pat_version and pat_version != version:
+        return False
+    return fnmatch.fnmatchcase(name, pat_name)
+
+
+class DifferentialPrivacy(_Strict):
+    """Placeholder for OpenDP: a per-requester ε budget the node will enforce (not yet enforced)."""
+
+    enabled: bool = False
+    epsilon_per_requester: float = Field(1.0, gt=0, description="Total ε per requesting organisation.")
+
+    @field_validator("epsilon_per_requester")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
+class Policy(_Strict):
+    """The ``[policy]`` table; :meth:`decide` answers one task request."""
+
+    min_cell_count: int = Field(
+        NETWORK_MIN_CELL_COUNT, description="Counts below this leave as '<k'; at least the network's 5."
+    )
+    release_zero_counts: bool = Field(True, description="Release 0 exactly (OHDSI); false hides 0 too.")
+    nfilter_glm: float = Field(NETWORK_NFILTER_GLM, description="Max parameters per observation, ≤ 0.33.")
+    nfilter_tab: int | None = Field(None, description="Min rows per binary level; default min_cell_count.")
+    differencing_guard: bool = Field(True, description="Refuse counts of near-identical cohorts.")
+    dp: DifferentialPrivacy = Field(default_factory=DifferentialPrivacy)
+    rules: list[PolicyRule] = Field(default_factory=list, description="First match decides; none: refuse.")
+
+    @field_validator("min_cell_count")
+    @classmethod
+    def _min_cell_count(cls, v: int) -> int:
+        if v < NETWORK_MIN_CELL_COUNT:
+            raise ValueError(
+                f"{v} is below the network minimum cell count {NETWORK_MIN_CELL_COUNT} (OHDSI "
+                "minCellCount); a policy may raise it (e.g. 11 as PCORnet), never lower it"
+            )
+        return v
+
+    @field_validator("nfilter_glm")
+    @classmethod
+    def _nfilter_glm(cls, v: float) -> float:
+        if not (0 < v <= NETWORK_NFILTER_GLM):
+            raise ValueError(
+                f"{v} must be above 0 and at most the network's {NETWORK_NFILTER_GLM} (DataSHIELD "
+                "nfilter.glm); a policy may only lower it"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _nfilter_tab(self) -> Policy:
+        if self.nfilter_tab is not None and self.nfilter_tab < self.min_cell_count:
+            raise ValueError(
+                f"nfilter_tab {self.nfilter_tab} is below min_cell_count {self.min_cell_count}; "
+                "binary levels need at least the minimum cell count"
+            )
+        return self
+
+    @property
+    def effective_nfilter_tab(self) -> int:
+        """The minimum rows per level of a binary variable (defaults to the minimum cell count)."""
+        return self.nfilter_tab if self.nfilter_tab is not None else self.min_cell_count
+
+    def decide(self, request: TaskRequest) -> Decision:
+        """Decide *request* by the first matching rule; no match refuses. Pure and deterministic."""
+        for index, rule in enumerate(self.rules, start=1):
+            if not rule.matches(request):
+                continue
+            label = f"rule {index}" + (f" ({rule.name})" if rule.name else "")
+            what = (
+                f"{request.analysis}@{request.analysis_version} for {request.requester_org} "
+                f"({request.requester_category}, {request.service_type})"
+            )
+            if rule.effect == "deny":
+                decision = Decision(allowed=False, needs_approval=False, reason=f"{label} denies {what}")
+            elif rule.approval == "auto":
+                decision = Decision(
+                    allowed=True, needs_approval=False, reason=f"{label} allows {what} automatically"
+                )
+            else:
+                decision = Decision(
+                    allowed=True, needs_approval=True, reason=f"{label} allows {what} after steward approval"
+                )
+            break
+        else:
+            decision = Decision(
+                allowed=False,
+                needs_approval=False,
+                reason=(
+                    f"no policy rule allows {request.analysis}@{request.analysis_version} for "
+                    f"{request.requester_org} ({request.requester_category}, {request.service_type}); "
+                    "the default is to refuse"
+                ),
+            )
+        log.info("study %s task %s: %s", request.study_id, request.task_id, decision.reason)
+        return decision
+
+
+class TaskRequest(_Strict):
+    """What the node knows about a task when it decides: who asks, for what, and in which round.
+
+    The requester's organisation and category come from the hub; until requester credentials are
+    signed end to end, a compromised hub could misstate them (the steward sees them when approving).
+    """
+
+    study_id: str = Field(min_length=1)
+    task_id: str = ""
+    analysis: str = Field(min_length=1)
+    analysis_version: str = "1"
+    requester_org: str = Field(min_length=1)
+    requester_category: RequesterCategory
+    service_type: ServiceType
+    round: int = Field(1, ge=1)
+
+
+class Decision(_Strict):
+    """The policy's answer; ``reason`` names the rule that decided."""
+
+    allowed: bool
+    needs_approval: bool
+    reason: str
+
+
+__all__ = [
+    "CATEGORIES",
+    "SERVICE_TYPES",
+    "ApprovalMode",
+    "Decision",
+    "DifferentialPrivacy",
+    "Policy",
+    "PolicyRule",
+    "RequesterCategory",
+    "ServiceType",
+    "TaskRequest",
+]
