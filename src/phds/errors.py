@@ -6,7 +6,8 @@ the hub answers with and the exit code the CLI ends with, so both map errors in 
     PhdsError                      500 / exit 1
     ├── ConfigError                500 / exit 2   a setting or configuration file is wrong or unsafe
     ├── InputError                 422 / exit 2   bad input from a person; names the field, file, line, column
-    │   └── CdmLoadError           422 / exit 2   an OMOP export that cannot be loaded as it is
+    │   ├── CdmLoadError           422 / exit 2   an OMOP export that cannot be loaded as it is
+    │   └── PayloadTooLarge        413 / exit 2   a request body or document larger than allowed
     ├── StoreError                 503 / exit 3   a database is unreachable or refused an operation
     ├── AuthenticationError        401 / exit 4   missing, wrong, expired or revoked credential
     ├── PermissionDenied           403 / exit 4   authenticated, but not allowed to do this
@@ -68,6 +69,12 @@ class InputError(PhdsError):
 
 class CdmLoadError(InputError):
     """An OMOP CDM export that cannot be loaded as it is; nothing was loaded."""
+
+
+class PayloadTooLarge(InputError):
+    """A request body or uploaded document is larger than the configured limit."""
+
+    http_status = 413
 
 
 class StoreError(PhdsError):

@@ -22,9 +22,10 @@ err_console = Console(stderr=True)
 
 
 def _register_groups() -> None:
-    from phds.cli import demo, node, omop, synth
+    from phds.cli import demo, hub, node, omop, synth
 
     app.add_typer(omop.app, name="omop")
+    hub.register(app)
     node.register(app)
     synth.register(app)
     demo.register(app)

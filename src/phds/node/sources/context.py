@@ -62,7 +62,7 @@ class NodeData:
                 f"no dataset {name!r} at this hospital (has: {known})", field="analysis.params.dataset"
             )
         with self._lock:
-            table = f"dataset_{name.replace('.', '_')}"
+            table = f"dataset_{sorted(self._datasets).index(name)}"
             if name not in self._loaded:
                 self._datasets[name].load_into(self._duck, table)
                 self._loaded.add(name)

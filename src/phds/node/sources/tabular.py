@@ -19,7 +19,7 @@ from phds.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
-_SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class TabularDataset:
 
     def __post_init__(self) -> None:
         if not _SAFE_NAME.match(self.name):
-            raise ConfigError(f"dataset name {self.name!r} must be letters, digits, '_' or '.'")
+            raise ConfigError(f"dataset name {self.name!r} must be letters, digits, '_', '.' or '-'")
 
     @property
     def format(self) -> str:

@@ -1,0 +1,17 @@
+"""The hub's HTTP API under ``/api/v1``, one resource per module."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from phds.hub.api import catalogue, enrolment, health, me, nodes, organisations, tokens, users
+
+API_PREFIX = "/api/v1"
+
+
+def api_router() -> APIRouter:
+    """Every resource's router under ``/api/v1``. Studies and tasks will be added here."""
+    router = APIRouter(prefix=API_PREFIX)
+    for module in (health, me, organisations, users, tokens, enrolment, nodes, catalogue):
+        router.include_router(module.router)
+    return router

@@ -1,0 +1,202 @@
+"""Authentication (bearer API tokens) and the one authorisation layer of the hub.
+
+Token format: ``phds_<id>_<secret>``, where ``id`` is 16 random hex characters (the primary key, so
+lookup is one indexed read) and ``secret`` is 256 random bits, URL-safe base64. The hub stores only
+SHA-256 of the secret and compares in constant time. A slow password hash (argon2) would add tens of
+milliseconds to every request for no gain: a 256-bit random secret cannot be guessed offline, so a
+fast hash of it is as safe as a slow one. Enrolment tokens use ``phdse_<lookup>_<secret>``.
+
+Every endpoint states who may call it with one of the dependencies below (``Admin``, ``AnyUser``,
+``NodeCaller``, ``Caller``), and scoping to an organisation goes through :func:`ensure_sees_organisation`
+and the ``*_scope`` helpers, so the rules live in this file only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from phds.errors import AuthenticationError, NotFound, PermissionDenied
+from phds.hub.settings import HubSettings
+from phds.hub.store import HubStore
+from phds.hub.store.models import utcnow
+from phds.protocol.organisations import OrganisationKind
+from phds.protocol.tokens import PrincipalKind
+from phds.protocol.users import Role
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "phds"
+ENROLMENT_PREFIX = "phdse"
+_TOKEN = re.compile(r"^(phdse?)_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+
+Actor = Literal["admin", "requester", "steward", "node"]
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of a token's secret part, hex."""
+    return hashlib.sha256(secret.encode("ascii")).hexdigest()
+
+
+def new_token(prefix: str = API_PREFIX) -> tuple[str, str, str]:
+    """A fresh token: ``(id, secret_sha256, full_token)``; show ``full_token`` once, store the rest."""
+    token_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    return token_id, hash_secret(secret), f"{prefix}_{token_id}_{secret}"
+
+
+def parse_token(token: str, prefix: str = API_PREFIX) -> tuple[str, str]:
+    """``(id, secret)`` of a token; :class:`AuthenticationError` when it is not one of *prefix* kind."""
+    match = _TOKEN.match(token.strip())
+    if match is None or match.group(1) != prefix:
+        kind = "enrolment token" if prefix == ENROLMENT_PREFIX else "API token"
+        raise AuthenticationError(f"malformed {kind}: expected '{prefix}_<id>_<secret>'")
+    return match.group(2), match.group(3)
+
+
+def secret_matches(secret: str, stored_sha256: str) -> bool:
+    """Constant-time comparison of a presented secret with the stored hash."""
+    return hmac.compare_digest(hash_secret(secret), stored_sha256)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a person with a role, or a node bound to its hospital."""
+
+    kind: PrincipalKind
+    id: uuid.UUID
+    name: str
+    role: Role | None
+    organisation_id: uuid.UUID
+    organisation_name: str
+    organisation_kind: OrganisationKind
+    token_id: str
+
+    @property
+    def actor(self) -> Actor:
+        """``admin``, ``requester``, ``steward`` or ``node``: what authorisation rules key on."""
+        if self.kind is PrincipalKind.NODE:
+            return "node"
+        assert self.role is not None
+        return self.role.value
+
+    @property
+    def is_admin(self) -> bool:
+        return self.actor == "admin"
+
+
+def authenticate(store: HubStore, token: str, settings: HubSettings) -> Principal:
+    """The principal holding *token*; :class:`AuthenticationError` if it is wrong, expired or revoked."""
+    token_id, secret = parse_token(token)
+    now = utcnow()
+    with store.unit() as uow:
+        row = uow.tokens.get(token_id)
+        if row is None or not secret_matches(secret, row.secret_sha256):
+            raise AuthenticationError("unknown or wrong API token")
+        if row.revoked_at is not None:
+            raise AuthenticationError(f"API token {token_id} was revoked at {row.revoked_at.isoformat()}")
+        if row.expires_at <= now:
+            raise AuthenticationError(f"API token {token_id} expired at {row.expires_at.isoformat()}")
+        stale = timedelta(seconds=settings.token_touch_seconds)
+        if row.last_used_at is None or now - row.last_used_at >= stale:
+            uow.tokens.touch(token_id, now)
+        if row.user_id is not None:
+            user = uow.users.get(row.user_id)
+            assert user is not None, "foreign key guarantees the user"
+            org = user.organisation
+            return Principal(
+                PrincipalKind.USER, user.id, user.email, Role(user.role), org.id, org.name,
+                OrganisationKind(org.kind), token_id,
+            )  # fmt: skip
+        assert row.node_id is not None, "check constraint guarantees user or node"
+        node = uow.nodes.get(row.node_id)
+        assert node is not None
+        if node.last_seen_at is None or now - node.last_seen_at >= stale:
+            uow.nodes.touch(node.id, now)
+        org = node.organisation
+        return Principal(
+            PrincipalKind.NODE,
+            node.id,
+            org.name,
+            None,
+            org.id,
+            org.name,
+            OrganisationKind(org.kind),
+            token_id,
+        )
+
+
+_bearer = HTTPBearer(
+    auto_error=False, description="An API token: 'Authorization: Bearer phds_<id>_<secret>'."
+)
+
+
+def get_store(request: Request) -> HubStore:
+    """The app's store."""
+    store: HubStore = request.app.state.store
+    return store
+
+
+def get_settings(request: Request) -> HubSettings:
+    """The app's settings."""
+    settings: HubSettings = request.app.state.settings
+    return settings
+
+
+Store = Annotated[HubStore, Depends(get_store)]
+Settings = Annotated[HubSettings, Depends(get_settings)]
+
+
+def current_principal(
+    store: Store,
+    settings: Settings,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The authenticated caller; 401 without a valid bearer token."""
+    if credentials is None:
+        raise AuthenticationError("authentication required: send 'Authorization: Bearer <API token>'")
+    return authenticate(store, credentials.credentials, settings)
+
+
+def allow(*actors: Actor) -> Any:
+    """A dependency that admits only the given actors (403 for other authenticated callers)."""
+
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.actor not in actors:
+            raise PermissionDenied(f"{principal.actor} may not do this; allowed: {', '.join(actors)}")
+        return principal
+
+    return Depends(dependency)
+
+
+Caller = Annotated[Principal, Depends(current_principal)]
+Admin = Annotated[Principal, allow("admin")]
+AnyUser = Annotated[Principal, allow("admin", "requester", "steward")]
+NodeCaller = Annotated[Principal, allow("node")]
+AdminOrSteward = Annotated[Principal, allow("admin", "steward")]
+
+
+def ensure_sees_organisation(principal: Principal, organisation_id: uuid.UUID, what: str) -> None:
+    """Admins see every organisation's things; everyone else only their own (404 otherwise)."""
+    if not principal.is_admin and principal.organisation_id != organisation_id:
+        raise NotFound(f"no {what} visible to you")
+
+
+def organisation_scope(principal: Principal) -> uuid.UUID | None:
+    """The one organisation whose things *principal* may list, or None for all (admins)."""
+    return None if principal.is_admin else principal.organisation_id
+
+
+def catalogue_scope(principal: Principal) -> uuid.UUID | None:
+    """Requesters and admins browse every hospital's entry; a steward only its own hospital's."""
+    return principal.organisation_id if principal.actor == "steward" else None

@@ -1,0 +1,176 @@
+"""The hub's store: one interface (:class:`HubStore` and its :class:`UnitOfWork`) over SQLite or PostgreSQL.
+
+``HubStore.open(url)`` connects and applies the Alembic migrations shipped in
+``phds/hub/store/migrations``. All work happens in a unit of work, one transaction::
+
+    with store.unit() as uow:
+        org = uow.organisations.by_name("gosh")
+
+Database errors leave the store as PHDS errors: a violated unique or foreign key constraint as
+:class:`~phds.errors.Conflict`, an unreachable or failing database as :class:`~phds.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from phds.errors import Conflict, StoreError
+from phds.hub.store.repositories import (
+    CatalogueRepo,
+    EnrolmentRepo,
+    NodeRepo,
+    OrganisationRepo,
+    TokenRepo,
+    UserRepo,
+)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class UnitOfWork:
+    """The repositories of one transaction. Studies, tasks and results will add theirs here."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.organisations = OrganisationRepo(session)
+        self.users = UserRepo(session)
+        self.tokens = TokenRepo(session)
+        self.enrolments = EnrolmentRepo(session)
+        self.nodes = NodeRepo(session)
+        self.catalogue = CatalogueRepo(session)
+
+
+class HubStore:
+    """The hub's database; open it with :meth:`open`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.backend = engine.dialect.name
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> HubStore:
+        """Connect to *url* (``sqlite:///file`` or ``postgresql://…``); migrate unless told not to."""
+        store = cls(_create_engine(url))
+        if migrate:
+            store.migrate()
+        return store
+
+    def migrate(self, revision: str = "head") -> None:
+        """Apply the Alembic migrations up to *revision*."""
+        from alembic import command
+
+        try:
+            with self.engine.begin() as connection:
+                command.upgrade(_alembic_config(connection), revision)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot migrate the hub database: {_reason(exc)}") from exc
+        log.info("hub store at revision %s (%s)", self.revision(), self.backend)
+
+    def revision(self) -> str | None:
+        """The applied Alembic revision, or None before the first migration."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            log.warning("hub database does not answer", exc_info=True)
+            return False
+        return True
+
+    @contextmanager
+    def unit(self) -> Iterator[UnitOfWork]:
+        """One transaction: commits when the block ends normally, rolls back otherwise."""
+        session = self._sessions()
+        try:
+            yield UnitOfWork(session)
+            session.commit()
+        except IntegrityError as exc:
+            session.rollback()
+            raise Conflict(f"conflicts with existing data: {_reason(exc)}") from exc
+        except DBAPIError as exc:
+            session.rollback()
+            raise StoreError(f"hub database error: {_reason(exc)}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None)
+    return str(original if original is not None else exc).strip().splitlines()[0]
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    memory = url.rstrip("/").endswith((":memory:", "sqlite:"))
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    if memory:
+        kwargs["poolclass"] = StaticPool
+    else:
+        Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+    _sqlite_transactions(engine, wal=not memory)
+    return engine
+
+
+def _sqlite_transactions(engine: Engine, *, wal: bool) -> None:
+    """Make SQLite transactional the way the store needs: foreign keys on, writers serialised.
+
+    The driver's own transaction handling is switched off and every transaction starts with
+    ``BEGIN IMMEDIATE``, so two writers never both read and then fail to upgrade their lock
+    (SQLAlchemy's documented pysqlite recipe).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        if wal:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _alembic_config(connection: Any) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+__all__ = ["HubStore", "UnitOfWork"]

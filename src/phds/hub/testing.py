@@ -1,0 +1,104 @@
+"""Testing helpers for the hub: an in-process synchronous client and shortcuts that build a network.
+
+``HubClient`` drives the ASGI app through ``httpx.ASGITransport`` on an anyio blocking portal, so
+synchronous tests (the hub's, the SDK's, the node's) talk to a real hub without sockets. The other
+helpers go through :mod:`phds.hub.services`, as the CLI does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import anyio.from_thread
+import httpx
+from fastapi import FastAPI
+
+from phds.hub import services
+from phds.hub.settings import HubSettings, load_hub_settings
+from phds.hub.store import HubStore
+from phds.hub.store.models import utcnow
+from phds.protocol.enrolment import EnrolRequest
+from phds.protocol.organisations import OrganisationCreate
+from phds.protocol.users import UserCreate
+
+
+def hub_settings(url: str, **overrides: Any) -> HubSettings:
+    """Settings as a test deployment would have them (not development: the safety checks are on)."""
+    return load_hub_settings(environment="test", database_url=url, public_url="https://hub.test", **overrides)
+
+
+class HubClient:
+    """A synchronous HTTP client over ``httpx.ASGITransport``: the hub runs in-process, no sockets."""
+
+    def __init__(self, app: FastAPI, portal: anyio.from_thread.BlockingPortal) -> None:
+        self.app = app
+        self.portal = portal
+        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub.test")
+
+    def request(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.portal.call(partial(self._client.request, method, path, headers=headers, **kwargs))
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def close(self) -> None:
+        self.portal.call(self._client.aclose)
+
+
+ClientFactory = Callable[..., HubClient]
+"""``make_client(store, url, **settings_overrides)``."""
+
+
+def add_org(store: HubStore, name: str, kind: str, **fields: Any) -> uuid.UUID:
+    """Add an organisation directly through the service layer; its id."""
+    by_kind: dict[str, dict[str, Any]] = {"hospital": {"country": "GB"}, "requester": {"category": "sme"}}
+    given = {"name": name, "display_name": name.upper(), "kind": kind, **by_kind.get(kind, {}), **fields}
+    spec = OrganisationCreate.model_validate(given)
+    with store.unit() as uow:
+        return services.create_organisation(uow, spec).id
+
+
+def add_user(store: HubStore, email: str, role: str, org: str) -> tuple[uuid.UUID, str]:
+    """Add a person with an API token; ``(user id, token)``."""
+    with store.unit() as uow:
+        user = services.create_user(
+            uow,
+            UserCreate(email=email, display_name=email, role=role, organisation=org),
+        )
+        token, _ = services.issue_token(uow, user_id=user.id, expires_at=utcnow() + timedelta(days=1))
+        return user.id, token
+
+
+def enrolment_token(store: HubStore, hospital: str, hours: int = 1) -> str:
+    """A fresh one-time enrolment token for *hospital*."""
+    with store.unit() as uow:
+        token, _ = services.issue_enrolment_token(
+            uow, hospital=hospital, expires_at=utcnow() + timedelta(hours=hours), created_by=None
+        )
+        return token
+
+
+def enrol(store: HubStore, hospital: str, url: str) -> tuple[uuid.UUID, str]:
+    """Enrol *hospital*'s node directly; ``(node id, credential)``."""
+    token = enrolment_token(store, hospital)
+    with store.unit() as uow:
+        credential, _, node = services.enrol_node(
+            uow, EnrolRequest(enrolment_token=token), hub_settings(url), utcnow()
+        )
+        return node.id, credential

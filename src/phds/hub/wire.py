@@ -1,0 +1,75 @@
+"""Store rows to wire models (``phds.protocol``); read them while their unit of work is open."""
+
+from __future__ import annotations
+
+from phds.hub.store.models import ApiTokenRow, CatalogueEntryRow, NodeRow, OrganisationRow, UserRow
+from phds.protocol.catalogue import CatalogueEntry
+from phds.protocol.nodes import NodeInfo, NodeMetadata
+from phds.protocol.organisations import Organisation, OrganisationKind, RequesterCategory
+from phds.protocol.tokens import PrincipalKind, TokenInfo
+from phds.protocol.users import Role, User
+
+
+def organisation(row: OrganisationRow) -> Organisation:
+    """An organisation on the wire."""
+    return Organisation(
+        id=row.id,
+        name=row.name,
+        display_name=row.display_name,
+        kind=OrganisationKind(row.kind),
+        country=row.country,
+        category=RequesterCategory(row.category) if row.category else None,
+        created_at=row.created_at,
+    )
+
+
+def user(row: UserRow) -> User:
+    """A person on the wire."""
+    return User(
+        id=row.id,
+        email=row.email,
+        display_name=row.display_name,
+        role=Role(row.role),
+        organisation=row.organisation.name,
+        created_at=row.created_at,
+    )
+
+
+def token(row: ApiTokenRow) -> TokenInfo:
+    """A token's metadata on the wire (never its secret or hash)."""
+    return TokenInfo(
+        id=row.id,
+        name=row.name,
+        principal_kind=PrincipalKind.USER if row.user_id is not None else PrincipalKind.NODE,
+        user_id=row.user_id,
+        node_id=row.node_id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+def node(row: NodeRow) -> NodeInfo:
+    """A node on the wire; its name is its hospital's slug."""
+    return NodeInfo(
+        id=row.id,
+        name=row.organisation.name,
+        hospital=row.organisation.name,
+        metadata=NodeMetadata.model_validate(row.node_metadata),
+        enrolled_at=row.enrolled_at,
+        last_seen_at=row.last_seen_at,
+    )
+
+
+def catalogue_entry(row: CatalogueEntryRow) -> CatalogueEntry:
+    """A catalogue entry on the wire."""
+    return CatalogueEntry(
+        id=row.id,
+        hospital=row.organisation.name,
+        display_name=row.organisation.display_name,
+        country=row.organisation.country,
+        node_id=row.node_id,
+        published_at=row.published_at,
+        profile=row.profile,
+    )
