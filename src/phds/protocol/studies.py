@@ -112,8 +112,12 @@ class StudyView(BaseModel):
     spec: StudySpec
     state: StudyState
     round: int
+    version: int = Field(description="Increases with every change; /wait returns when it passes yours")
     hospitals: list[HospitalStatus]
     submitted_at: datetime | None
     finished_at: datetime | None
-    result: dict[str, Any] | None = None
+    result: dict[str, Any] | None = Field(
+        default=None,
+        description="The analysis result plus attribution: answered, declined, refused, failed, timed_out",
+    )
     error: str | None = None

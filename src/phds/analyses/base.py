@@ -1,0 +1,87 @@
+"""The analysis contract (DESIGN.md, "Analysis contract").
+
+An analysis has a stable registry name and version and a pydantic ``Params`` model whose validation
+errors are the requester's error messages. Its :meth:`Analysis.local` step runs at a node and returns
+only typed aggregates (:mod:`phds.node.gate` types), which the node's disclosure gate releases or
+refuses; its :meth:`Analysis.combine` step runs on the hub's study runner with the released payloads
+and returns either the :class:`Final` result or the state of the :class:`NextRound`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from phds.errors import InputError
+from phds.node.gate import Aggregate
+from phds.node.sources import NodeData
+
+P = TypeVar("P", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class LocalStep:
+    """What a node's local step produced: aggregates for the gate, and its own compute time."""
+
+    aggregates: list[Aggregate]
+    compute_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class NextRound:
+    """Ask the answering hospitals for another round with this state."""
+
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Final:
+    """The study's result, made only of what the gates released (and sums of it)."""
+
+    result: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+class Analysis(abc.ABC, Generic[P]):
+    """A vetted analysis; subclasses set the class variables and implement the two steps."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    title: ClassVar[str]
+    data_kind: ClassVar[Literal["omop", "tabular", "none"]]
+    params_model: type[P]
+
+    def parse_params(self, raw: Mapping[str, Any]) -> P:
+        """Validate requester parameters; errors name the field as ``analysis.params.<path>``."""
+        try:
+            return self.params_model.model_validate(dict(raw))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            path = ".".join(str(p) for p in first["loc"])
+            field_name = f"analysis.params.{path}" if path else "analysis.params"
+            raise InputError(first["msg"], field=field_name) from exc
+
+    def check_at_hub(self, params: P) -> None:
+        """Checks the hub runs before any node sees the study (override to add some)."""
+
+    @abc.abstractmethod
+    def local(self, data: NodeData, params: P, round_no: int, state: Mapping[str, Any]) -> LocalStep:
+        """Compute this round's aggregates from the hospital's data."""
+
+    @abc.abstractmethod
+    def combine(
+        self, params: P, round_no: int, state: Mapping[str, Any], released: Mapping[str, Mapping[str, Any]]
+    ) -> Final | NextRound:
+        """Combine the released payloads of the answering hospitals (hospital name → payload)."""
+
+
+def released_values(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``values`` of a gate payload (see :class:`phds.node.gate.Gate`)."""
+    values = payload.get("values")
+    if not isinstance(values, dict):
+        raise InputError("a released payload has no values", field="payload.values")
+    return values

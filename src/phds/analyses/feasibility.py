@@ -1,0 +1,143 @@
+"""``feasibility.count``: how many persons at each hospital match a cohort, with breakdowns.
+
+The cohort is an OHDSI Circe definition (ATLAS export) or the PHDS YAML form, checked at the hub before
+any node runs it. Each node counts distinct persons and, when asked, the persons by sex, ICH E11 age
+group at index and calendar year of index; its gate suppresses counts below the hospital's minimum
+cell count (with complementary suppression inside each breakdown) and guards against differencing
+with the cohort's person ids, which never leave the node. The runner adds released counts over
+hospitals; a network total or cell that includes a suppressed count is reported as an interval.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
+from phds.cohorts import CohortDefinition, builder_for, count_cohort, parse_cohort, validate_concepts
+from phds.errors import InputError
+from phds.node.gate import Aggregate, BreakdownAggregate, CountAggregate
+from phds.node.sources import NodeData
+from phds.privacy.disclosure import ReleasedCount, network_total
+
+Breakdown = Literal["sex", "age_group", "year"]
+
+
+class FeasibilityParams(BaseModel):
+    """The cohort (Circe JSON or YAML text, or a JSON object) and the breakdowns wanted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cohort: str | dict[str, Any] = Field(description="Circe JSON / YAML text, or the JSON object")
+    breakdowns: list[Breakdown] = Field(default_factory=list, max_length=3)
+    source: str | None = Field(default=None, max_length=100, description="OMOP source name at the node")
+
+    @field_validator("breakdowns")
+    @classmethod
+    def _unique(cls, value: list[Breakdown]) -> list[Breakdown]:
+        if len(set(value)) != len(value):
+            raise ValueError("each breakdown may be named once")
+        return value
+
+    def definition(self) -> CohortDefinition:
+        """The parsed, checked cohort definition (cached by its text)."""
+        text = self.cohort if isinstance(self.cohort, str) else json.dumps(self.cohort, sort_keys=True)
+        return _parse(text)
+
+
+@lru_cache(maxsize=64)
+def _parse(text: str) -> CohortDefinition:
+    return parse_cohort(text)
+
+
+class FeasibilityCount(Analysis[FeasibilityParams]):
+    """Persons matching a cohort at each hospital, and in the network."""
+
+    name: ClassVar[str] = "feasibility.count"
+    version: ClassVar[str] = "1"
+    title: ClassVar[str] = "Feasibility count"
+    data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "omop"
+    params_model = FeasibilityParams
+
+    def __init__(self, known_concepts: Callable[[set[int]], set[int]] | None = None) -> None:
+        self.known_concepts = known_concepts
+
+    def check_at_hub(self, params: FeasibilityParams) -> None:
+        try:
+            definition = params.definition()
+        except InputError as exc:
+            where = f"analysis.params.cohort.{exc.field}" if exc.field else "analysis.params.cohort"
+            raise InputError(exc.message.split(": ", 1)[-1], field=where) from exc
+        if self.known_concepts is not None:
+            validate_concepts(definition, self.known_concepts)
+
+    def local(
+        self, data: NodeData, params: FeasibilityParams, round_no: int, state: Mapping[str, Any]
+    ) -> LocalStep:
+        store = data.omop(params.source)
+        definition = params.definition()
+        counts = count_cohort(store, definition, breakdowns=params.breakdowns)
+        cohort = builder_for(store).table(definition)
+        persons = [int(p) for p in cohort.subject_id.distinct().to_pyarrow().to_pylist()]
+        aggregates: list[Aggregate] = [CountAggregate("persons", counts.total, cohort=persons)]
+        for dim in params.breakdowns:
+            aggregates.append(BreakdownAggregate(f"by_{dim}", counts.table(dim), cohort=persons))
+        return LocalStep(aggregates, counts.compute_seconds)
+
+    def combine(
+        self,
+        params: FeasibilityParams,
+        round_no: int,
+        state: Mapping[str, Any],
+        released: Mapping[str, Mapping[str, Any]],
+    ) -> Final | NextRound:
+        per_hospital: dict[str, Any] = {}
+        totals: list[ReleasedCount] = []
+        cells: dict[str, dict[str, list[ReleasedCount]]] = {d: {} for d in params.breakdowns}
+        for hospital in sorted(released):
+            values = released_values(released[hospital])
+            persons = _count(values["persons"])
+            totals.append(persons)
+            entry: dict[str, Any] = {"persons": values["persons"], "breakdowns": {}}
+            for dim in params.breakdowns:
+                table = values[f"by_{dim}"]["cells"]
+                entry["breakdowns"][dim] = table
+                for cell, raw in table.items():
+                    cells[dim].setdefault(cell, []).append(_count(raw))
+            per_hospital[hospital] = entry
+        network = {
+            dim: {cell: _total_json(network_total(counts)) for cell, counts in sorted(by_cell.items())}
+            for dim, by_cell in cells.items()
+        }
+        return Final(
+            {
+                "hospitals": per_hospital,
+                "total": _total_json(network_total(totals)),
+                "breakdowns": network,
+            }
+        )
+
+
+def _count(raw: Mapping[str, Any]) -> ReleasedCount:
+    return ReleasedCount(
+        value=raw["value"],
+        suppressed=bool(raw["suppressed"]),
+        threshold=int(raw["threshold"]),
+        lower=int(raw["lower"]),
+        upper=int(raw["upper"]),
+        kind=raw.get("kind"),
+    )
+
+
+def _total_json(total: Any) -> dict[str, Any]:
+    return {
+        "lower": total.lower,
+        "upper": total.upper,
+        "exact": total.exact,
+        "display": str(total),
+        "suppressed_contributions": total.suppressed_contributions,
+    }
