@@ -55,7 +55,10 @@ class PostgresStore(CdmStore):
         # private in-process DuckDB runs the query and its Arrow batches are streamed in by COPY.
         con = duckdb.connect()
         try:
-            reader = con.execute(duckdb_select).fetch_record_batch(_BATCH_ROWS)
+            result = con.execute(duckdb_select)
+            # duckdb 1.5 renamed fetch_record_batch (now deprecated) to to_arrow_reader.
+            to_reader = getattr(result, "to_arrow_reader", None) or result.fetch_record_batch
+            reader = to_reader(_BATCH_ROWS)
             renamed = pa.RecordBatchReader.from_batches(
                 pa.schema([pa.field(c, f.type) for c, f in zip(columns, reader.schema, strict=True)]),
                 (pa.RecordBatch.from_arrays(b.columns, names=list(columns)) for b in reader),
