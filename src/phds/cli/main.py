@@ -50,7 +50,8 @@ def main() -> None:
     """Run the CLI; a :class:`PhdsError` becomes a one-line message and its exit code."""
     _register_groups()
     try:
-        app(standalone_mode=False)
+        # Non-standalone click returns the code of a ``typer.Exit`` instead of exiting.
+        code = app(standalone_mode=False)
     except PhdsError as exc:
         err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
         sys.exit(exc.exit_code)
@@ -66,6 +67,8 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":
