@@ -8,9 +8,7 @@ from phds.errors import CdmLoadError, InputError, PhdsError
 
 def _error_classes() -> list[type[PhdsError]]:
     return [
-        obj
-        for obj in vars(errors_module).values()
-        if isinstance(obj, type) and issubclass(obj, PhdsError)
+        obj for obj in vars(errors_module).values() if isinstance(obj, type) and issubclass(obj, PhdsError)
     ]
 
 

@@ -5,8 +5,8 @@ route is added without rows here, so new endpoints (studies, tasks) must state t
 
 Callers: ``anonymous``; ``admin``; ``requester`` of uni-a and ``requester_other`` of pharma-b;
 ``steward`` and ``node`` of hospital h-one, ``steward_other`` and ``node_other`` of h-two. Paths name
-the objects of the first of each pair (h-one, uni-a, uni-a's researcher), so the ``_other`` callers
-test the cross-organisation rules.
+the objects of the first of each pair (h-one, uni-a, uni-a's researcher, uni-a's study to h-one and
+its task), so the ``_other`` callers test the cross-organisation rules.
 """
 
 from __future__ import annotations
@@ -23,9 +23,12 @@ import pytest
 
 from phds.hub import services
 from phds.hub.app import create_app
+from phds.hub.notify import Notifier
+from phds.hub.runner import Requester, StudyRunner
 from phds.hub.store import HubStore
 from phds.hub.store.models import utcnow
-from phds.hub.testing import HubClient, add_org, add_user, enrol, enrolment_token, hub_settings
+from phds.hub.testing import HubClient, add_org, add_user, enrol, enrolment_token, hub_settings, study_spec
+from phds.protocol.studies import StudySpec
 
 ACTORS = (
     "anonymous",
@@ -60,6 +63,18 @@ class World:
             secret, _ = services.issue_token(uow, user_id=user.id, expires_at=utcnow().replace(year=2100))
         return secret.split("_")[1]
 
+    def new_task_of_h_one(self) -> str:
+        """Submit a study of uni-a to h-one directly; the id of its queued task."""
+        with self.store.unit() as uow:
+            org = uow.organisations.by_name("uni-a")
+            assert org is not None
+            requester = Requester(uuid.UUID(self.ids["requester_user"]), org.id, org.name)
+        runner = StudyRunner(self.store, hub_settings(self.url), Notifier())
+        study = runner.submit(requester, StudySpec.model_validate(study_spec("uni-a", ["h-one"])))
+        with self.store.unit() as uow:
+            [task] = uow.tasks.of_study(uuid.UUID(study.id))
+            return str(task.id)
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
@@ -80,6 +95,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     w.tokens["node"] = enrol(store, "h-one", url)[1]
     w.tokens["node_other"] = enrol(store, "h-two", url)[1]
     w.ids.update(requester_user=str(requester_id), steward_user=str(steward_id))
+    task_id = w.new_task_of_h_one()
+    with store.unit() as uow:
+        task = uow.tasks.get(uuid.UUID(task_id))
+        assert task is not None
+        w.ids["study"] = str(task.study_id)
     for actor in ("node", "node_other"):
         with store.unit() as uow:
             token = uow.tokens.get(str(w.tokens[actor]).split("_")[1])
@@ -111,6 +131,8 @@ ADMIN_ONLY_CREATE = statuses(403, admin=201)
 ANY_USER = statuses(200, node=403, node_other=403)
 NODE_ONLY = statuses(403, node=200, node_other=200)
 
+STUDY_VIEWERS = statuses(404, admin=200, requester=200, steward=200, node=403, node_other=403)
+
 Resolve = Callable[[World], tuple[str, Any]]
 
 
@@ -127,6 +149,10 @@ class Case:
 
 def _path(route: str, **values: str) -> Resolve:
     return lambda w: (route.format(**{k: w.ids.get(v, v) for k, v in values.items()}), None)
+
+
+def _result_of(task_id: str) -> tuple[str, Any]:
+    return f"/api/v1/tasks/{task_id}/result", {"task_id": task_id, "status": "declined", "reason": "matrix"}
 
 
 CASES: list[Case] = [
@@ -193,6 +219,24 @@ CASES: list[Case] = [
         statuses(403, admin=200, steward=200, steward_other=404, node=200, node_other=404),
         _path("/api/v1/nodes/{hospital}", hospital="h-one"),
     ),
+    Case(
+        "POST", "/api/v1/studies", statuses(403, requester=201),
+        lambda w: ("/api/v1/studies", study_spec("uni-a", ["h-one"])), "for uni-a, to h-one",
+    ),
+    Case("GET", "/api/v1/studies", ANY_USER),
+    Case(
+        "GET", "/api/v1/studies/{study_id}", STUDY_VIEWERS,
+        _path("/api/v1/studies/{study_id}", study_id="study"), "uni-a's, to h-one",
+    ),
+    Case(
+        "GET", "/api/v1/studies/{study_id}/wait", STUDY_VIEWERS,
+        lambda w: (f"/api/v1/studies/{w.ids['study']}/wait?timeout=0", None), "uni-a's, to h-one",
+    ),
+    Case("GET", "/api/v1/nodes/me/tasks", NODE_ONLY),
+    Case(
+        "POST", "/api/v1/tasks/{task_id}/result", statuses(403, node=200, node_other=404),
+        lambda w: _result_of(w.new_task_of_h_one()), "h-one's task",
+    ),
     Case("GET", "/api/v1/catalogue", ANY_USER),
     Case(
         "GET", "/api/v1/catalogue/{hospital}",
@@ -224,7 +268,7 @@ def test_every_route_is_in_the_matrix(world: World) -> None:
     """The OpenAPI document lists every route (FastAPI includes routers lazily, so app.routes does not)."""
     paths = create_app(hub_settings(world.url), store=world.store).openapi()["paths"]
     routes = {(method.upper(), path) for path, operations in paths.items() for method in operations}
-    assert len(routes) >= 19
+    assert len(routes) >= 25
     covered = {(case.method, case.route) for case in CASES}
     assert routes - covered == set(), "API routes missing from the authorisation matrix"
     assert covered - routes == set(), "matrix rows for routes that do not exist"

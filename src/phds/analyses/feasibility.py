@@ -82,7 +82,8 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
         definition = params.definition()
         counts = count_cohort(store, definition, breakdowns=params.breakdowns)
         cohort = builder_for(store).table(definition)
-        persons = [int(p) for p in cohort.subject_id.distinct().to_pyarrow().to_pylist()]
+        ids = cohort.select("subject_id").distinct().to_pyarrow()["subject_id"]
+        persons = [int(p) for p in ids.to_pylist()]
         aggregates: list[Aggregate] = [CountAggregate("persons", counts.total, cohort=persons)]
         for dim in params.breakdowns:
             aggregates.append(BreakdownAggregate(f"by_{dim}", counts.table(dim), cohort=persons))

@@ -1,4 +1,7 @@
-"""``phds node``: act on a hospital node's local state (audit log, approvals); no network."""
+"""``phds node``: enrol and run a hospital's node; act on its local state (audit log, approvals).
+
+``enrol`` and ``run`` talk to the hub (outbound only); every other command works on ``node.db`` alone.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from phds.node.audit import AuditLog, NodeDatabase
 from phds.node.config import load_node_config
 
 app = typer.Typer(
-    help="A hospital node's local governance: audit log and study approvals.", no_args_is_help=True
+    help="A hospital's node: enrol, run, and its local governance (audit log, approvals).",
+    no_args_is_help=True,
 )
 audit_app = typer.Typer(help="The node's hash-chained audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -126,3 +130,81 @@ def reject(
     with _audit(config) as audit:
         d = ApprovalStore(audit).reject(study_id, reason=reason, steward=_steward(steward))
     typer.echo(f"rejected {d.study_id} as {d.steward} at {d.decided_at}: {d.reason}")
+
+
+@app.command("enrol")
+def enrol(
+    config: Path = CONFIG,
+    token: str = typer.Option(
+        ..., "--token", envvar="PHDS_ENROLMENT_TOKEN", help="The one-time enrolment token from the operator."
+    ),
+    hub: str | None = typer.Option(None, "--hub", help="The hub's URL (default: node.hub_url)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing credential file."),
+) -> None:
+    """Exchange a one-time enrolment token for the node's credential and write it (mode 0600)."""
+    from urllib.parse import urlsplit
+
+    from phds import __version__
+    from phds.errors import ConfigError, Conflict
+    from phds.node.credential import write_credential
+    from phds.node.hub_client import enrol as enrol_at_hub
+    from phds.protocol.nodes import NodeMetadata
+
+    cfg = load_node_config(config)
+    hub_url = (hub or cfg.node.hub_url).rstrip("/")
+    if cfg.node.environment != "development" and urlsplit(hub_url).scheme != "https":
+        raise ConfigError(f"--hub {hub_url}: the hub must be reached over https outside development")
+    path = cfg.node.credential_file
+    if path.exists() and not force:  # check before the one-time token is spent
+        raise Conflict(f"{path} already holds a credential; use --force to replace it")
+    response = enrol_at_hub(hub_url, token, metadata=NodeMetadata(software_version=__version__))
+    if response.node.hospital != cfg.node.name:
+        raise ConfigError(
+            f"the token enrolled a node for hospital {response.node.hospital!r}, but node.name is "
+            f"{cfg.node.name!r}; the credential was not written: ask the operator for a token for "
+            f"{cfg.node.name!r}"
+        )
+    cred = write_credential(path, response, hub_url, force=force)
+    typer.echo(
+        f"enrolled node {cred.node_id} for hospital {cred.hospital} at {hub_url}; credential written to "
+        f"{path} (mode 0600, expires {cred.expires_at:%Y-%m-%d})",
+        err=True,
+    )
+
+
+@app.command("run")
+def run(
+    config: Path = CONFIG,
+    poll_wait: float = typer.Option(25.0, "--poll-wait", min=0, max=60, help="Long-poll seconds."),
+    catalogue_minutes: float = typer.Option(
+        60.0, "--catalogue-minutes", min=0, help="Republish the dataset profile this often (0: at start)."
+    ),
+) -> None:
+    """Run the node agent: pull tasks from the hub, answer them here, post the results. Ctrl-C stops."""
+    import signal
+
+    from phds.node.agent import Agent, AgentOptions
+    from phds.node.credential import read_credential
+    from phds.node.executor import NodeRuntime
+
+    cfg = load_node_config(config)
+    cred = read_credential(cfg.node.credential_file, hospital=cfg.node.name, hub_url=cfg.node.hub_url)
+    runtime = NodeRuntime.open(cfg)
+    options = AgentOptions(poll_wait=poll_wait, catalogue_interval=catalogue_minutes * 60)
+    agent = Agent(runtime, cred.credential, options)
+
+    def _stop(signum: int, _frame: object) -> None:
+        if agent.stopping:  # a second signal: stop now
+            raise KeyboardInterrupt
+        typer.echo(f"{signal.Signals(signum).name}: finishing the current task, then stopping", err=True)
+        agent.stop()
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    typer.echo(f"node {cfg.node.name} running against {cfg.node.hub_url}; Ctrl-C stops", err=True)
+    try:
+        agent.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        runtime.close()
+    typer.echo(f"node {cfg.node.name} stopped after {agent.tasks_done} task(s)", err=True)

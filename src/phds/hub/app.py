@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,8 @@ from phds import __version__
 from phds.hub.api import api_router
 from phds.hub.errors import install_error_handlers
 from phds.hub.middleware import BodySizeLimit
+from phds.hub.notify import Notifier
+from phds.hub.runner import StudyRunner
 from phds.hub.settings import HubSettings
 from phds.hub.store import HubStore
 
@@ -21,16 +24,25 @@ log = logging.getLogger(__name__)
 def create_app(settings: HubSettings, store: HubStore | None = None) -> FastAPI:
     """The hub app. Opens (and migrates) the store at ``settings.database_url`` unless one is given.
 
-    The store is closed when the app shuts down only if this function opened it.
+    The app's lifespan runs the study runner's background sweep (expired leases, deadlines); it resumes
+    from the database after a restart. The store is closed at shutdown only if this function opened it.
     """
     owned = store is None
     hub_store = store if store is not None else HubStore.open(settings.database_url)
+    notifier = Notifier()
+    runner = StudyRunner(hub_store, settings, notifier)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owned:
-            hub_store.close()
+        stop = asyncio.Event()
+        sweeper = asyncio.create_task(runner.run_forever(stop), name="phds-study-runner")
+        try:
+            yield
+        finally:
+            stop.set()
+            await sweeper
+            if owned:
+                hub_store.close()
 
     app = FastAPI(
         title="PHDS hub",
@@ -43,6 +55,8 @@ def create_app(settings: HubSettings, store: HubStore | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = hub_store
+    app.state.notifier = notifier
+    app.state.runner = runner
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(api_router())

@@ -7,8 +7,10 @@ milliseconds to every request for no gain: a 256-bit random secret cannot be gue
 fast hash of it is as safe as a slow one. Enrolment tokens use ``phdse_<lookup>_<secret>``.
 
 Every endpoint states who may call it with one of the dependencies below (``Admin``, ``AnyUser``,
-``NodeCaller``, ``Caller``), and scoping to an organisation goes through :func:`ensure_sees_organisation`
-and the ``*_scope`` helpers, so the rules live in this file only.
+``NodeCaller``, ``RequesterCaller``, ``Caller``), and scoping to an organisation goes through
+:func:`ensure_sees_organisation`, :func:`ensure_sees_study` and the ``*_scope`` helpers, so the rules
+live in this file only. A node may read and answer only its own tasks (:mod:`phds.hub.runner` checks
+the task's node against the caller and answers 404 otherwise).
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from phds.errors import AuthenticationError, NotFound, PermissionDenied
+from phds.hub.notify import Notifier
+from phds.hub.runner import StudyRunner
 from phds.hub.settings import HubSettings
 from phds.hub.store import HubStore
 from phds.hub.store.models import utcnow
 from phds.protocol.organisations import OrganisationKind
+from phds.protocol.studies import StudyView
 from phds.protocol.tokens import PrincipalKind
 from phds.protocol.users import Role
 
@@ -153,8 +158,22 @@ def get_settings(request: Request) -> HubSettings:
     return settings
 
 
+def get_runner(request: Request) -> StudyRunner:
+    """The app's study runner."""
+    runner: StudyRunner = request.app.state.runner
+    return runner
+
+
+def get_notifier(request: Request) -> Notifier:
+    """The app's long-poll notifier."""
+    notifier: Notifier = request.app.state.notifier
+    return notifier
+
+
 Store = Annotated[HubStore, Depends(get_store)]
 Settings = Annotated[HubSettings, Depends(get_settings)]
+Runner = Annotated[StudyRunner, Depends(get_runner)]
+Notifications = Annotated[Notifier, Depends(get_notifier)]
 
 
 def current_principal(
@@ -184,6 +203,7 @@ Admin = Annotated[Principal, allow("admin")]
 AnyUser = Annotated[Principal, allow("admin", "requester", "steward")]
 NodeCaller = Annotated[Principal, allow("node")]
 AdminOrSteward = Annotated[Principal, allow("admin", "steward")]
+RequesterCaller = Annotated[Principal, allow("requester")]
 
 
 def ensure_sees_organisation(principal: Principal, organisation_id: uuid.UUID, what: str) -> None:
@@ -200,3 +220,35 @@ def organisation_scope(principal: Principal) -> uuid.UUID | None:
 def catalogue_scope(principal: Principal) -> uuid.UUID | None:
     """Requesters and admins browse every hospital's entry; a steward only its own hospital's."""
     return principal.organisation_id if principal.actor == "steward" else None
+
+
+def study_scope(principal: Principal) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+    """Which studies *principal* may list: ``(requesting organisation, targeted hospital)`` filters.
+
+    Admins see all; a requester its organisation's studies; a steward the studies that target its
+    hospital. Nodes see tasks, never studies (their routes refuse them with 403).
+    """
+    if principal.is_admin:
+        return None, None
+    if principal.actor == "steward":
+        return None, principal.organisation_id
+    return principal.organisation_id, None
+
+
+def ensure_sees_study(
+    principal: Principal, organisation_id: uuid.UUID, target_ids: set[uuid.UUID], study_id: str
+) -> None:
+    """404 unless *principal* is in :func:`study_scope` of this study."""
+    requesting, targeted = study_scope(principal)
+    if (requesting is not None and requesting != organisation_id) or (
+        targeted is not None and targeted not in target_ids
+    ):
+        raise NotFound(f"no study {study_id} visible to you")
+
+
+def redact_for(principal: Principal, view: StudyView) -> StudyView:
+    """A steward sees a study that targets its hospital, but not its result: that belongs to the
+    requester, and holds other hospitals' released aggregates."""
+    if principal.actor == "steward" and view.result is not None:
+        return view.model_copy(update={"result": None})
+    return view

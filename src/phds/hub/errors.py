@@ -54,6 +54,8 @@ async def _phds_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PhdsError)
     if exc.http_status >= 500:
         log.error("request failed: %s", exc.message, exc_info=exc)
+    if isinstance(exc, InputError) and exc.field:
+        return error_response(exc, [ErrorDetail(field=exc.field, message=exc.message)])
     return error_response(exc)
 
 

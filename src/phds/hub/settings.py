@@ -68,6 +68,27 @@ class HubSettings(BaseSettings):
         description="A token's last_used_at is written at most this often, to keep reads from writing.",
     )
     docs_enabled: bool = Field(default=True, description="Publish /docs and /openapi.json.")
+    task_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=24 * 3600,
+        description="How long a delivered task stays leased to its node; unanswered by then, it is "
+        "delivered again with attempt + 1.",
+    )
+    runner_tick_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="How often the study runner's background sweep re-queues expired leases and applies "
+        "study deadlines.",
+    )
+    poll_recheck_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Long polls are woken in-process the moment work arrives; as a safety net they also "
+        "re-read the database this often.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -8,7 +8,9 @@ helpers go through :mod:`phds.hub.services`, as the CLI does.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -21,6 +23,7 @@ from phds.hub import services
 from phds.hub.settings import HubSettings, load_hub_settings
 from phds.hub.store import HubStore
 from phds.hub.store.models import utcnow
+from phds.privacy.disclosure import release_count
 from phds.protocol.enrolment import EnrolRequest
 from phds.protocol.organisations import OrganisationCreate
 from phds.protocol.users import UserCreate
@@ -34,16 +37,35 @@ def hub_settings(url: str, **overrides: Any) -> HubSettings:
 class HubClient:
     """A synchronous HTTP client over ``httpx.ASGITransport``: the hub runs in-process, no sockets."""
 
-    def __init__(self, app: FastAPI, portal: anyio.from_thread.BlockingPortal) -> None:
+    def __init__(
+        self, app: FastAPI, portal: anyio.from_thread.BlockingPortal, *, lifespan: bool = False
+    ) -> None:
+        """With ``lifespan=True`` the app's lifespan runs too (the study runner's background sweep)."""
         self.app = app
         self.portal = portal
         self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub.test")
+        self._lifespan: AbstractContextManager[Any] | None = None
+        if lifespan:
+            context: Any = app.router.lifespan_context(app)
+            self._lifespan = portal.wrap_async_context_manager(context)
+            self._lifespan.__enter__()
 
     def request(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = dict(kwargs.pop("headers", None) or {})
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         return self.portal.call(partial(self._client.request, method, path, headers=headers, **kwargs))
+
+    def start(
+        self, method: str, path: str, *, token: str | None = None, **kwargs: Any
+    ) -> Future[httpx.Response]:
+        """Send a request without waiting for its answer (e.g. a long poll); ``.result()`` waits."""
+        headers = dict(kwargs.pop("headers", None) or {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.portal.start_task_soon(
+            partial(self._client.request, method, path, headers=headers, **kwargs)
+        )
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", path, **kwargs)
@@ -59,6 +81,9 @@ class HubClient:
 
     def close(self) -> None:
         self.portal.call(self._client.aclose)
+        if self._lifespan is not None:
+            self._lifespan.__exit__(None, None, None)
+            self._lifespan = None
 
 
 ClientFactory = Callable[..., HubClient]
@@ -102,3 +127,55 @@ def enrol(store: HubStore, hospital: str, url: str) -> tuple[uuid.UUID, str]:
             uow, EnrolRequest(enrolment_token=token), hub_settings(url), utcnow()
         )
         return node.id, credential
+
+
+def study_spec(
+    organisation: str,
+    hospitals: list[str],
+    analysis: str = "system.noop",
+    params: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A study file (``StudySpec`` as JSON) with sensible defaults."""
+    spec: dict[str, Any] = {
+        "title": "Test study",
+        "purpose": "Testing the study runner",
+        "organisation": organisation,
+        "service_type": "feasibility",
+        "hospitals": hospitals,
+        "analysis": {"name": analysis, "params": dict(params or {})},
+    }
+    spec.update(fields)
+    return spec
+
+
+def released_count(n: int, threshold: int = 5) -> dict[str, Any]:
+    """A count as the node's gate releases it (``ReleasedCount.to_json``)."""
+    return release_count(n, threshold).to_json()
+
+
+def gate_payload(analysis: str, values: Mapping[str, Any], min_cell_count: int = 5) -> dict[str, Any]:
+    """A result payload shaped like :meth:`phds.node.gate.Gate.release` output."""
+    return {"analysis": analysis, "min_cell_count": min_cell_count, "values": dict(values), "notes": []}
+
+
+def summary_values(n: int, values: Mapping[str, float] | None, threshold: int = 5) -> dict[str, Any]:
+    """A released ``SummaryAggregate``: ``values`` is withheld (None) below the threshold."""
+    return {
+        "type": "summary",
+        "n": released_count(n, threshold),
+        "values": dict(values) if values is not None and n >= threshold else None,
+    }
+
+
+def mean_variance_payload(round_no: int, xs: list[float], mean: float | None = None) -> dict[str, Any]:
+    """What a node's gate releases for ``stats.mean_variance`` over the values *xs*."""
+    if round_no == 1:
+        values = {
+            "moments": summary_values(len(xs), {"sum": float(sum(xs))}),
+            "missing": {"type": "count", **released_count(0)},
+        }
+    else:
+        assert mean is not None
+        values = {"moments": summary_values(len(xs), {"ssd": float(sum((x - mean) ** 2 for x in xs))})}
+    return gate_payload("stats.mean_variance", values)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from phds.hub.store.models import ApiTokenRow, CatalogueEntryRow, NodeRow, OrganisationRow, UserRow
+from phds.hub.store.study_models import StudyRow, TaskRow
 from phds.protocol.catalogue import CatalogueEntry
 from phds.protocol.nodes import NodeInfo, NodeMetadata
 from phds.protocol.organisations import Organisation, OrganisationKind, RequesterCategory
+from phds.protocol.studies import HospitalState, HospitalStatus, StudySpec, StudyState, StudyView
+from phds.protocol.tasks import Task, TaskRequester
 from phds.protocol.tokens import PrincipalKind, TokenInfo
 from phds.protocol.users import Role, User
 
@@ -72,4 +75,52 @@ def catalogue_entry(row: CatalogueEntryRow) -> CatalogueEntry:
         node_id=row.node_id,
         published_at=row.published_at,
         profile=row.profile,
+    )
+
+
+def study(row: StudyRow) -> StudyView:
+    """A study as its requester (and the targeted hospitals' stewards) see it."""
+    return StudyView(
+        id=str(row.id),
+        spec=StudySpec.model_validate(row.spec),
+        state=StudyState(row.state),
+        round=row.round,
+        version=row.version,
+        hospitals=[
+            HospitalStatus(
+                hospital=t.organisation.name,
+                state=HospitalState(t.state),
+                reason=t.reason,
+                updated_at=t.updated_at,
+            )
+            for t in row.targets
+        ],
+        submitted_at=row.submitted_at,
+        finished_at=row.finished_at,
+        result=row.result,
+        error=row.error,
+    )
+
+
+def task(row: TaskRow) -> Task:
+    """A task as its node receives it."""
+    spec = row.study.spec
+    assert row.lease_expires_at is not None, "only leased tasks are delivered"
+    return Task(
+        id=str(row.id),
+        study_id=str(row.study_id),
+        study_title=spec["title"],
+        study_purpose=spec["purpose"],
+        service_type=spec["service_type"],
+        requester=TaskRequester(
+            organisation=row.study.organisation.name, category=row.study.requester_category
+        ),
+        hospital=row.organisation.name,
+        analysis=row.study.analysis,
+        analysis_version=row.study.analysis_version,
+        params=row.params,
+        round=row.round,
+        state=row.round_state,
+        attempt=row.attempt,
+        lease_expires_at=row.lease_expires_at,
     )

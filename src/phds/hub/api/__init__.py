@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from phds.hub.api import catalogue, enrolment, health, me, nodes, organisations, tokens, users
+from phds.hub.api import (
+    catalogue,
+    enrolment,
+    health,
+    me,
+    nodes,
+    organisations,
+    studies,
+    tasks,
+    tokens,
+    users,
+)
 
 API_PREFIX = "/api/v1"
 
 
 def api_router() -> APIRouter:
-    """Every resource's router under ``/api/v1``. Studies and tasks will be added here."""
+    """Every resource's router under ``/api/v1``."""
     router = APIRouter(prefix=API_PREFIX)
-    for module in (health, me, organisations, users, tokens, enrolment, nodes, catalogue):
+    for module in (health, me, organisations, users, tokens, enrolment, tasks, nodes, catalogue, studies):
         router.include_router(module.router)
     return router

@@ -32,6 +32,7 @@ from phds.hub.store.repositories import (
     TokenRepo,
     UserRepo,
 )
+from phds.hub.store.study_repositories import ResultRepo, StudyRepo, TaskRepo
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class UnitOfWork:
-    """The repositories of one transaction. Studies, tasks and results will add theirs here."""
+    """The repositories of one transaction."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -49,6 +50,9 @@ class UnitOfWork:
         self.enrolments = EnrolmentRepo(session)
         self.nodes = NodeRepo(session)
         self.catalogue = CatalogueRepo(session)
+        self.studies = StudyRepo(session)
+        self.tasks = TaskRepo(session)
+        self.results = ResultRepo(session)
 
 
 class HubStore:

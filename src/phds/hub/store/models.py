@@ -2,8 +2,8 @@
 
 Every timestamp is UTC: stored naive-UTC on SQLite and ``timestamptz`` on PostgreSQL, always returned
 timezone-aware. Primary keys are UUIDs (not enumerable) except the append-only catalogue history.
-Studies, tasks, results and metering will arrive as later migrations with tables that reference
-``organisations``, ``users`` and ``nodes``; nothing here needs to change for them.
+Studies, their per-hospital targets, tasks and results (migration 0002) are in
+:mod:`phds.hub.store.study_models`; metering will arrive as a later migration.
 """
 
 from __future__ import annotations
@@ -170,3 +170,23 @@ class CatalogueEntryRow(Base):
     profile: Mapped[dict[str, Any]] = mapped_column(JSON)
 
     organisation: Mapped[OrganisationRow] = relationship(lazy="joined")
+
+
+# Study tables live in their own module; importing it here registers them on ``Base.metadata``.
+from phds.hub.store.study_models import ResultRow, StudyRow, StudyTargetRow, TaskRow  # noqa: E402
+
+__all__ = [
+    "ApiTokenRow",
+    "Base",
+    "CatalogueEntryRow",
+    "EnrolmentTokenRow",
+    "NodeRow",
+    "OrganisationRow",
+    "ResultRow",
+    "StudyRow",
+    "StudyTargetRow",
+    "TaskRow",
+    "UTCDateTime",
+    "UserRow",
+    "utcnow",
+]

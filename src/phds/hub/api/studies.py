@@ -1,0 +1,91 @@
+"""``/api/v1/studies``: requesters submit studies and follow them; stewards and admins look.
+
+Scoping (:func:`phds.hub.auth.study_scope`): a requester sees its organisation's studies, a steward the
+studies that target its hospital, an admin all; anything else answers 404. ``/wait`` is a long poll that
+returns as soon as the study's version passes the caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, Query
+
+from phds.errors import NotFound
+from phds.hub import wire
+from phds.hub.auth import (
+    AnyUser,
+    Notifications,
+    Principal,
+    RequesterCaller,
+    Runner,
+    Settings,
+    Store,
+    ensure_sees_study,
+    redact_for,
+    study_scope,
+)
+from phds.hub.runner import Requester, study_id_of
+from phds.hub.store import HubStore
+from phds.protocol.studies import StudySpec, StudyView
+
+router = APIRouter(prefix="/studies", tags=["studies"])
+
+MAX_WAIT_SECONDS = 60.0
+
+
+@router.post("", response_model=StudyView, status_code=201)
+def submit_study(spec: StudySpec, caller: RequesterCaller, runner: Runner) -> StudyView:
+    """Submit a study for the caller's organisation; round-1 tasks are queued at once."""
+    requester = Requester(caller.id, caller.organisation_id, caller.organisation_name)
+    return runner.submit(requester, spec)
+
+
+@router.get("", response_model=list[StudyView])
+def list_studies(caller: AnyUser, store: Store) -> list[StudyView]:
+    """The studies visible to the caller, newest first."""
+    requesting, targeted = study_scope(caller)
+    with store.unit() as uow:
+        rows = uow.studies.list(organisation_id=requesting, target_organisation_id=targeted)
+        return [redact_for(caller, wire.study(row)) for row in rows]
+
+
+def _view(store: HubStore, caller: Principal, study_id: str, sid: uuid.UUID) -> StudyView:
+    with store.unit() as uow:
+        row = uow.studies.get(sid)
+        if row is None:
+            raise NotFound(f"no study {study_id} visible to you")
+        ensure_sees_study(caller, row.organisation_id, {t.organisation_id for t in row.targets}, study_id)
+        return redact_for(caller, wire.study(row))
+
+
+@router.get("/{study_id}", response_model=StudyView)
+def get_study(study_id: str, caller: AnyUser, store: Store) -> StudyView:
+    """One study, if visible to the caller."""
+    return _view(store, caller, study_id, study_id_of(study_id))
+
+
+@router.get("/{study_id}/wait", response_model=StudyView)
+async def wait_for_study(
+    study_id: str,
+    caller: AnyUser,
+    store: Store,
+    settings: Settings,
+    notifier: Notifications,
+    after_version: Annotated[int, Query(ge=0, description="Return once the version exceeds this")] = 0,
+    timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait at most")] = 30.0,
+) -> StudyView:
+    """Long poll: the study as soon as its ``version`` exceeds ``after_version``, else after ``timeout``."""
+    sid = study_id_of(study_id)
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout
+    async with notifier.subscribe(sid) as subscription:
+        while True:
+            view = await anyio.to_thread.run_sync(_view, store, caller, study_id, sid)
+            remaining = give_up - loop.time()
+            if view.version > after_version or remaining <= 0:
+                return view
+            await subscription.wait(min(remaining, settings.poll_recheck_seconds))

@@ -1,0 +1,253 @@
+"""The hub's study runner: submit, deliver tasks, take results, sweep leases and deadlines.
+
+Each event is one transaction on the store (DESIGN.md invariant 5): the study row is locked, the
+change and any round completion (:mod:`phds.hub.runner_rounds`) are written together, and only after
+the commit are long polls woken (:mod:`phds.hub.notify`). Nothing is kept only in memory, so a hub
+restarted mid-study carries on from its database: the background sweep re-queues the leases that
+expired meanwhile and applies deadlines that passed.
+
+The runner never answers for a hospital (invariant 4): a hospital's state changes only when its own
+node posts a result, or to ``timed_out`` at the study's deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import anyio.to_thread
+
+from phds.analyses import get_analysis
+from phds.errors import InputError, NotFound, PermissionDenied
+from phds.hub import wire
+from phds.hub.notify import Notifier
+from phds.hub.runner_rounds import Wakeups, advance, new_task, record_answer, set_target, target_of
+from phds.hub.settings import HubSettings
+from phds.hub.store import HubStore
+from phds.hub.store.models import utcnow
+from phds.hub.store.study_models import ResultRow, StudyRow, StudyTargetRow
+from phds.protocol.studies import HospitalState, StudySpec, StudyState, StudyView
+from phds.protocol.tasks import ResultStatus, Task, TaskResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who submits: the person and their organisation."""
+
+    user_id: uuid.UUID | None
+    organisation_id: uuid.UUID
+    organisation_name: str
+
+
+@dataclass(frozen=True)
+class Ack:
+    """How the hub took a node's result."""
+
+    accepted: bool
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one sweep did."""
+
+    requeued: int
+    timed_out_studies: int
+
+
+class StudyRunner:
+    """Study orchestration over one store; wakes long polls through *notifier*."""
+
+    def __init__(self, store: HubStore, settings: HubSettings, notifier: Notifier) -> None:
+        self.store = store
+        self.settings = settings
+        self.notifier = notifier
+
+    def _wake(self, wake: Wakeups) -> None:
+        self.notifier.signal(wake.nodes)
+        self.notifier.signal(wake.studies)
+
+    # -- requesters ---------------------------------------------------------------------------------
+
+    def submit(self, requester: Requester, spec: StudySpec, now: datetime | None = None) -> StudyView:
+        """Validate and submit a study; round-1 tasks are queued for every target hospital."""
+        if spec.organisation != requester.organisation_name:
+            raise PermissionDenied(
+                f"you submit for {requester.organisation_name!r}, not {spec.organisation!r}"
+            )
+        analysis = get_analysis(spec.analysis.name, spec.analysis.version)
+        analysis.check_at_hub(analysis.parse_params(spec.analysis.params))
+        stored = spec.model_copy(
+            update={"analysis": spec.analysis.model_copy(update={"version": analysis.version})}
+        )
+        now = now or utcnow()
+        wake = Wakeups()
+        with self.store.unit() as uow:
+            found = uow.studies.hospitals(spec.hospitals)
+            org = uow.organisations.get(requester.organisation_id)
+            assert org is not None, "the caller's organisation exists"
+            study = uow.studies.add(
+                StudyRow(
+                    organisation_id=org.id,
+                    created_by=requester.user_id,
+                    requester_category=org.category,
+                    spec=stored.model_dump(mode="json"),
+                    analysis=analysis.name,
+                    analysis_version=analysis.version,
+                    state=StudyState.SUBMITTED.value,
+                    round=1,
+                    round_state={},
+                    version=1,
+                    submitted_at=now,
+                    deadline_at=now + timedelta(seconds=spec.deadline_seconds),
+                )
+            )
+            for position, name in enumerate(spec.hospitals):
+                hospital, node = found.get(name, (None, None))
+                where = f"hospitals[{position}]"
+                if hospital is None:
+                    raise InputError(f"no hospital {name!r}", field=where)
+                if node is None:
+                    raise InputError(f"hospital {name!r} has no enrolled node", field=where)
+                target = StudyTargetRow(
+                    study_id=study.id,
+                    organisation_id=hospital.id,
+                    node_id=node.id,
+                    position=position,
+                    state=HospitalState.PENDING.value,
+                    updated_at=now,
+                )
+                target.organisation = hospital
+                study.targets.append(target)
+                uow.tasks.add(new_task(study, target, now))
+                wake.nodes.add(node.id)
+            uow.session.flush()
+            view = wire.study(study)
+        log.info("study %s submitted by %s to %d hospital(s)", view.id, org.name, len(spec.hospitals))
+        self._wake(wake)
+        return view
+
+    # -- nodes --------------------------------------------------------------------------------------
+
+    def lease(self, node_id: uuid.UUID, limit: int, now: datetime | None = None) -> list[Task]:
+        """Lease up to *limit* queued tasks of a node (empty when there are none)."""
+        now = now or utcnow()
+        expires = now + timedelta(seconds=self.settings.task_lease_seconds)
+        with self.store.unit() as uow:
+            return [wire.task(row) for row in uow.tasks.lease(node_id, limit, now, expires)]
+
+    def post_result(self, node_id: uuid.UUID, task_id: str, result: TaskResult) -> Ack:
+        """Take a node's answer to its task (404 for a task that is not the node's)."""
+        if result.task_id != task_id:
+            raise InputError(
+                f"the body is for task {result.task_id}, the path for {task_id}", field="task_id"
+            )
+        tid = _uuid(task_id)
+        now = utcnow()
+        wake = Wakeups()
+        with self.store.unit() as uow:
+            owner = uow.tasks.owner(tid) if tid is not None else None
+            if tid is None or owner is None or owner[1] != node_id:
+                raise NotFound(f"no task {task_id} for this node")
+            study = uow.studies.lock(owner[0])
+            task = uow.tasks.get(tid, fresh=True)
+            assert study is not None and task is not None
+            if task.state == "done":
+                return Ack(accepted=False, duplicate=True)
+            if task.state == "cancelled":
+                log.info("study %s: late result for cancelled task %s ignored", study.id, task.id)
+                return Ack(accepted=False, duplicate=False)
+            target = target_of(study, task.organisation_id)
+            if result.status is ResultStatus.AWAITING_APPROVAL:
+                if task.state == "parked" and target.reason == result.reason:
+                    return Ack(accepted=True, duplicate=False)
+                task.state, task.lease_expires_at, task.updated_at = "parked", None, now
+                set_target(target, HospitalState.AWAITING_APPROVAL, result.reason, now)
+                advance(uow, study, now, wake)
+            else:
+                uow.results.add(
+                    ResultRow(
+                        task_id=task.id,
+                        study_id=study.id,
+                        status=result.status.value,
+                        payload=result.payload,
+                        reason=result.reason,
+                        compute_seconds=result.compute_seconds,
+                        audit_hash=result.audit_hash,
+                        received_at=now,
+                    )
+                )
+                task.state, task.lease_expires_at, task.updated_at = "done", None, now
+                record_answer(target, result.status, result.reason, now)
+                advance(uow, study, now, wake)
+        self._wake(wake)
+        return Ack(accepted=True, duplicate=False)
+
+    # -- background ---------------------------------------------------------------------------------
+
+    def sweep(self, now: datetime | None = None) -> SweepReport:
+        """Re-queue expired leases (attempt + 1) and time out hospitals of studies past their deadline."""
+        now = now or utcnow()
+        wake = Wakeups()
+        with self.store.unit() as uow:
+            requeued = uow.tasks.requeue_expired(now)
+            wake.nodes.update(t.node_id for t in requeued)
+            due = uow.studies.past_deadline(now)
+        if requeued:
+            log.info("re-queued %d task(s) whose lease expired", len(requeued))
+        self._wake(wake)
+        for study_id in due:
+            self._deadline(study_id, now)
+        return SweepReport(len(requeued), len(due))
+
+    def _deadline(self, study_id: uuid.UUID, now: datetime) -> None:
+        wake = Wakeups()
+        with self.store.unit() as uow:
+            study = uow.studies.lock(study_id)
+            if study is None or StudyState(study.state).is_final or study.deadline_at > now:
+                return
+            late = [t for t in study.targets if not HospitalState(t.state).is_final]
+            for target in late:
+                set_target(target, HospitalState.TIMED_OUT, "no answer before the study's deadline", now)
+                target.outcome = "timed_out"
+                uow.tasks.cancel_open(study.id, now, organisation_id=target.organisation_id)
+            log.info("study %s: deadline passed, %d hospital(s) timed out", study.id, len(late))
+            advance(uow, study, now, wake)
+        self._wake(wake)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Sweep every ``runner_tick_seconds`` until *stop* is set; errors are logged, never fatal.
+
+        Stopping waits for a sweep in progress (it runs in a worker thread), so the store can be closed
+        safely afterwards.
+        """
+        log.info("study runner sweeping every %.2fs", self.settings.runner_tick_seconds)
+        while not stop.is_set():
+            try:
+                await anyio.to_thread.run_sync(self.sweep)
+            except Exception:
+                log.exception("study runner sweep failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.runner_tick_seconds)
+        log.info("study runner stopped")
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def study_id_of(value: str) -> uuid.UUID:
+    """A study id from a path; :class:`NotFound` when it is not one."""
+    parsed = _uuid(value)
+    if parsed is None:
+        raise NotFound(f"no study {value!r}")
+    return parsed

@@ -1,0 +1,297 @@
+"""The node agent: pull tasks from the hub, answer them at the node, post the results. Outbound only.
+
+Two threads, one :class:`Agent`:
+
+- the **poller** long-polls ``GET /nodes/me/tasks`` and hands each batch to the main thread, waiting
+  until the batch is done before it polls again (so leases are not wasted on queued tasks). It never
+  touches ``node.db`` or the data;
+- the **main thread** (:meth:`Agent.run`) executes tasks one at a time (:func:`execute_task`), posts
+  their results, and every ``approvals_interval`` seconds runs parked tasks whose study the steward
+  has decided (``phds node approve`` runs in another process and writes ``node.db``), retries results
+  the hub has not acknowledged (the outbox in :mod:`phds.node.taskstore`) and, every
+  ``catalogue_interval`` seconds, publishes the node's dataset profile.
+
+An unreachable hub (connection error, timeout, 5xx) is retried with exponential backoff and jitter
+(0.2 s doubling to 30 s), logged once when the link goes down and once when it is back. A 401 stops
+the agent with :class:`~phds.errors.AuthenticationError`. :meth:`Agent.stop` (SIGINT/SIGTERM in the
+CLI) lets the current task finish, then :meth:`Agent.run` returns. The node never listens on a port.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from phds.errors import AuthenticationError, PermissionDenied, PhdsError
+from phds.node.executor import NodeRuntime, execute_task
+from phds.node.hub_client import HubClient, HubUnreachable
+from phds.protocol.tasks import ResultStatus, Task, TaskResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """How often the agent polls, checks approvals, retries and publishes."""
+
+    poll_wait: float = 25.0
+    poll_limit: int = 10
+    approvals_interval: float = 0.5
+    catalogue_interval: float = 3600.0  # 0 publishes only at start
+    backoff_initial: float = 0.2
+    backoff_cap: float = 30.0
+
+
+class Backoff:
+    """Exponential backoff with jitter: the n-th failure in a row waits about ``initial · 2ⁿ``, capped."""
+
+    def __init__(self, initial: float, cap: float, rand: Callable[[], float] = random.random) -> None:
+        self.initial, self.cap, self.rand = initial, cap, rand
+        self.failures = 0
+
+    def failure(self) -> float:
+        """Count a failure; the delay before the next attempt (between half and all of the step)."""
+        step = min(self.cap, self.initial * float(2 ** min(self.failures, 32)))
+        self.failures += 1
+        return step * (0.5 + 0.5 * self.rand())
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class _Link:
+    """Whether the hub is reachable, logged once per change (shared by both threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.up = True
+        self.failures = 0
+
+    def down(self, reason: str) -> None:
+        with self._lock:
+            self.failures += 1
+            if self.up:
+                self.up = False
+                log.warning("hub unreachable (%s); retrying with backoff", reason)
+
+    def ok(self) -> None:
+        with self._lock:
+            if not self.up:
+                self.up = True
+                log.warning("hub reachable again")
+
+
+class Agent:
+    """One node's agent; :meth:`run` blocks until :meth:`stop` or a fatal error."""
+
+    def __init__(
+        self,
+        runtime: NodeRuntime,
+        credential: str,
+        options: AgentOptions | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.options = options or AgentOptions()
+        self.link = _Link()
+        self._stop = threading.Event()
+        self._batches: queue.Queue[list[Task]] = queue.Queue()
+        self._batch_done = threading.Event()
+        self._fatal: PhdsError | None = None
+        hub_url = runtime.config.node.hub_url
+        self._client = HubClient(hub_url, credential, transport=transport)
+        self._poll_client = HubClient(hub_url, credential, transport=transport)
+        self._poller = threading.Thread(target=self._poll_loop, name="phds-node-poller", daemon=True)
+        self._outbox_backoff = Backoff(self.options.backoff_initial, self.options.backoff_cap)
+        self._outbox_next = 0.0
+        self._catalogue_next = 0.0
+        self._catalogue_last: str | None = None
+        self._catalogue_audited: str | None = None
+        self.tasks_done = 0
+
+    # -- control ------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the agent to finish the current task and return from :meth:`run` (signal-safe)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        """Serve until stopped; raise :class:`AuthenticationError` when the hub refuses the credential."""
+        name = self.runtime.config.node.name
+        log.info("node %s: agent starting, hub %s", name, self.runtime.config.node.hub_url)
+        self._poller.start()
+        try:
+            while not self._stop.is_set():
+                self._housekeeping()
+                try:
+                    batch = self._batches.get(timeout=self.options.approvals_interval)
+                except queue.Empty:
+                    continue
+                for task in batch:
+                    if self._stop.is_set():
+                        break  # the hub delivers it again when its lease expires
+                    self._handle(task, resumed=False)
+                self._batch_done.set()
+        finally:
+            self._stop.set()
+            self._batch_done.set()
+            self._poll_client.close()
+            self._poller.join(timeout=5.0)
+            self._client.close()
+            log.info("node %s: agent stopped after %d task(s)", name, self.tasks_done)
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _fail(self, exc: PhdsError) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+            log.error("%s", exc.message)
+        self._stop.set()
+
+    # -- the poller thread ----------------------------------------------------------------------------
+
+    def _poll_loop(self) -> None:
+        backoff = Backoff(self.options.backoff_initial, self.options.backoff_cap)
+        while not self._stop.is_set():
+            try:
+                tasks = self._poll_client.tasks(wait=self.options.poll_wait, limit=self.options.poll_limit)
+            except (AuthenticationError, PermissionDenied) as exc:
+                self._fail(exc)
+                return
+            except PhdsError as exc:  # HubUnreachable, or a hub that does not (yet) serve tasks
+                if self._stop.is_set():
+                    return
+                self.link.down(exc.message)
+                self._stop.wait(backoff.failure())
+                continue
+            except Exception as exc:  # e.g. the client closed under a long poll at shutdown
+                if self._stop.is_set():
+                    return
+                log.exception("polling for tasks failed")
+                self.link.down(type(exc).__name__)
+                self._stop.wait(backoff.failure())
+                continue
+            self.link.ok()
+            backoff.reset()
+            if not tasks:
+                continue
+            log.info("received %d task(s)", len(tasks))
+            self._batch_done.clear()
+            self._batches.put(tasks)
+            while not self._batch_done.wait(0.2) and not self._stop.is_set():
+                pass
+
+    # -- the main thread ------------------------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._outbox_next:
+            self._flush_outbox()
+        self._run_decided()
+        if now >= self._catalogue_next:
+            interval = self.options.catalogue_interval
+            self._catalogue_next = now + interval if interval > 0 else float("inf")
+            self._publish_catalogue()
+
+    def _handle(self, task: Task, *, resumed: bool) -> None:
+        try:
+            result = execute_task(task, self.runtime, resumed=resumed)
+        except Exception:
+            # The node's own state failed (node.db); nothing was answered. The hub re-delivers later.
+            log.exception("task %s (study %s): the node could not process it", task.id, task.study_id)
+            return
+        self.tasks_done += 1
+        self._post(task.study_id, result)
+
+    def _post(self, study_id: str, result: TaskResult) -> bool:
+        """Post *result*; a final one is already in the outbox, so a failure is retried later."""
+        try:
+            ack = self._client.post_result(result)
+        except AuthenticationError as exc:
+            self._fail(exc)
+            return False
+        except HubUnreachable as exc:
+            self.link.down(exc.message)
+            self._outbox_next = time.monotonic() + self._outbox_backoff.failure()
+            return False
+        except PhdsError as exc:  # 4xx: the hub will never take it; do not retry forever
+            log.error("the hub refused the result of task %s: %s", result.task_id, exc.message)
+            ack = {"accepted": False, "refused": exc.message}
+        self.link.ok()
+        self._outbox_backoff.reset()
+        if result.status is not ResultStatus.AWAITING_APPROVAL:
+            self.runtime.tasks.mark_posted(result.task_id)
+            self._report_decision(study_id)
+        log.info("task %s: %s posted (%s)", result.task_id, result.status.value, ack)
+        return True
+
+    def _flush_outbox(self) -> None:
+        for study_id, result in self.runtime.tasks.unposted():
+            if self._stop.is_set() or not self._post(study_id, result):
+                return
+
+    def _run_decided(self) -> None:
+        """Run parked tasks whose study the steward has decided; post their final results."""
+        for task in self.runtime.tasks.parked():
+            if self._stop.is_set():
+                return
+            if self.runtime.approvals.decision_for(task.study_id) is not None:
+                log.info("study %s decided by the steward: running parked task %s", task.study_id, task.id)
+                self._handle(task, resumed=True)
+
+    def _report_decision(self, study_id: str) -> None:
+        decision = self.runtime.approvals.decision_for(study_id)
+        if decision is not None and decision.reported_at is None:
+            self.runtime.approvals.mark_reported(decision.id)
+
+    def _publish_catalogue(self) -> None:
+        """Profile the first OMOP source and publish it when it changed; audited as released first."""
+        data = self.runtime.data
+        if not data.omop_names:
+            return
+        try:
+            from phds.omop.profile import build_profile
+        except ImportError:  # pragma: no cover - an older installation without profiles
+            log.info("no dataset profiler installed; not publishing a catalogue entry")
+            return
+        source = data.omop_names[0]
+        try:
+            profile = build_profile(data.omop(source), min_cell_count=self.runtime.policy.min_cell_count)
+            body: dict[str, Any] = json.loads(profile.to_json())
+        except Exception:
+            log.exception("could not profile OMOP source %s; the catalogue is not updated", source)
+            return
+        text = json.dumps(body, sort_keys=True)
+        if text == self._catalogue_last:
+            return
+        if text != self._catalogue_audited:
+            self.runtime.audit.append("value_released", payload={"catalogue": source, "profile": body})
+            self._catalogue_audited = text
+        try:
+            self._client.publish_catalogue(body)
+        except AuthenticationError as exc:
+            self._fail(exc)
+            return
+        except PhdsError as exc:
+            log.warning("catalogue not published (%s); retrying at the next interval", exc.message)
+            self._catalogue_next = time.monotonic() + self._outbox_backoff.failure()
+            return
+        self._catalogue_last = text
+        log.info("catalogue entry published from OMOP source %s", source)
+
+
+__all__ = ["Agent", "AgentOptions", "Backoff"]

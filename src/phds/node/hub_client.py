@@ -1,0 +1,146 @@
+"""The node's side of the hub's HTTP API, over httpx. The node only ever connects out.
+
+Errors: an unreachable hub, a timeout or a 5xx answer is :class:`HubUnreachable` (worth retrying with
+backoff); 401 is :class:`~phds.errors.AuthenticationError` (the credential was revoked or expired: stop);
+other 4xx answers become the :mod:`phds.errors` class the hub named, with its message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from pydantic import TypeAdapter
+
+from phds import __version__
+from phds import errors as phds_errors
+from phds.errors import AuthenticationError, PhdsError, StoreError
+from phds.protocol.catalogue import CatalogueEntry
+from phds.protocol.enrolment import EnrolRequest, EnrolResponse
+from phds.protocol.nodes import NodeInfo, NodeMetadata
+from phds.protocol.tasks import Task, TaskResult
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1"
+_TASKS = TypeAdapter(list[Task])
+_BY_STATUS: dict[int, type[PhdsError]] = {
+    401: phds_errors.AuthenticationError,
+    403: phds_errors.PermissionDenied,
+    404: phds_errors.NotFound,
+    409: phds_errors.Conflict,
+    413: phds_errors.PayloadTooLarge,
+    422: phds_errors.InputError,
+}
+
+
+class HubUnreachable(StoreError):
+    """The hub could not be reached, timed out or answered 5xx; retry later (exit 3)."""
+
+
+def _raise_for(response: httpx.Response, what: str) -> None:
+    if response.is_success:
+        return
+    try:
+        body = response.json()
+        message = str(body.get("message") or response.reason_phrase)
+        code = str(body.get("code") or "")
+    except (ValueError, AttributeError):
+        message, code = response.reason_phrase or "no message", ""
+    if response.status_code >= 500:
+        raise HubUnreachable(f"{what}: the hub answered {response.status_code}: {message}")
+    if response.status_code == 401:
+        raise AuthenticationError(f"{what}: the hub refused the node's credential: {message}")
+    named = getattr(phds_errors, code, None)
+    cls = named if isinstance(named, type) and issubclass(named, PhdsError) else None
+    cls = cls or _BY_STATUS.get(response.status_code, PhdsError)
+    raise cls(f"{what}: {message}")
+
+
+def enrol(
+    hub_url: str,
+    enrolment_token: str,
+    *,
+    metadata: NodeMetadata | None = None,
+    transport: httpx.BaseTransport | None = None,
+    timeout: float = 30.0,
+) -> EnrolResponse:
+    """Exchange a one-time enrolment token for the node's credential (``POST /nodes/enrol``)."""
+    body = EnrolRequest(
+        enrolment_token=enrolment_token, metadata=metadata or NodeMetadata(software_version=__version__)
+    )
+    try:
+        with httpx.Client(base_url=hub_url, timeout=timeout, transport=transport) as client:
+            response = client.post(f"{API}/nodes/enrol", json=body.model_dump(mode="json"))
+    except httpx.TransportError as exc:
+        raise HubUnreachable(f"enrolment: cannot reach the hub at {hub_url}: {exc}") from None
+    _raise_for(response, "enrolment")
+    return EnrolResponse.model_validate(response.json())
+
+
+class HubClient:
+    """A node's authenticated connection to its hub; thread-confined (use one per thread)."""
+
+    def __init__(
+        self,
+        hub_url: str,
+        credential: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.hub_url = hub_url
+        self.timeout = timeout
+        self._client = httpx.Client(
+            base_url=hub_url,
+            timeout=timeout,
+            transport=transport,
+            headers={"Authorization": f"Bearer {credential}", "User-Agent": f"phds-node/{__version__}"},
+        )
+
+    def _call(self, method: str, path: str, what: str, *, timeout: float | None = None, **kw: Any) -> Any:
+        try:
+            response = self._client.request(
+                method, f"{API}{path}", timeout=timeout if timeout is not None else self.timeout, **kw
+            )
+        except httpx.TransportError as exc:
+            raise HubUnreachable(f"{what}: cannot reach the hub at {self.hub_url}: {exc}") from None
+        _raise_for(response, what)
+        return response.json()
+
+    def me(self) -> NodeInfo:
+        """The node as the hub sees it (``GET /nodes/me``)."""
+        return NodeInfo.model_validate(self._call("GET", "/nodes/me", "who am I"))
+
+    def tasks(self, *, wait: float = 25.0, limit: int = 10) -> list[Task]:
+        """Long-poll for leased tasks; waits up to *wait* seconds and returns ``[]`` when none came."""
+        data = self._call(
+            "GET",
+            "/nodes/me/tasks",
+            "polling for tasks",
+            params={"wait": wait, "limit": limit},
+            timeout=wait + max(10.0, wait * 0.2),
+        )
+        return _TASKS.validate_python(data)
+
+    def post_result(self, result: TaskResult) -> dict[str, Any]:
+        """Send a task's answer; the hub acknowledges ``{"accepted": …, "duplicate": …}``."""
+        data = self._call(
+            "POST",
+            f"/tasks/{result.task_id}/result",
+            f"posting the result of task {result.task_id}",
+            json=result.model_dump(mode="json"),
+        )
+        return dict(data) if isinstance(data, dict) else {}
+
+    def publish_catalogue(self, profile: dict[str, Any]) -> CatalogueEntry:
+        """Publish the node's dataset profile (``PUT /nodes/me/catalogue``)."""
+        data = self._call("PUT", "/nodes/me/catalogue", "publishing the catalogue", json=profile)
+        return CatalogueEntry.model_validate(data)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+__all__ = ["HubClient", "HubUnreachable", "enrol"]

@@ -1,0 +1,266 @@
+"""The requester's client of the hub's HTTP API (``docs/reference/studies-and-tasks-api.md``).
+
+Errors the hub answers with come back as the same :class:`~phds.errors.PhdsError` subclass the hub
+raised (its ``code``), carrying the hub's message; a 422 also carries ``field`` and every ``details``
+entry. Waiting uses the hub's long poll (``/studies/{id}/wait?after_version=N``): the client sleeps in
+no loop of its own, it is woken by the hub when the study changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import pandas as pd
+
+from phds import __version__, errors
+from phds.errors import Conflict, InputError, PhdsError
+from phds.protocol.catalogue import CatalogueEntry
+from phds.protocol.errors import ErrorBody
+from phds.protocol.studies import StudySpec, StudyView
+from phds.sdk.results import StudyResult, result_for
+from phds.sdk.studyfile import load_study, study_from_mapping
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1"
+MAX_WAIT_POLL = 60.0
+"""The hub holds a long poll at most this long; longer waits are several polls."""
+
+Progress = Callable[[StudyView], None]
+_FIELD_PREFIX = re.compile(r"^(?:.*?, )?field ([^\s:]+): ")
+
+
+class Client:
+    """A requester's connection to a hub: submit studies, follow them, fetch their results.
+
+    ``transport`` is passed to :class:`httpx.Client` (for proxies, custom TLS, or an in-process hub).
+    Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        hub_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not token:
+            raise errors.AuthenticationError("no API token given (set PHDS_TOKEN or pass token=)")
+        self.hub_url = hub_url.rstrip("/")
+        self.timeout = timeout
+        self._http = httpx.Client(
+            base_url=self.hub_url,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": f"phds-sdk/{__version__}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    # -- studies -----------------------------------------------------------------------------------------
+
+    def submit(self, study: StudySpec | Mapping[str, Any] | str | Path) -> Study:
+        """Submit a study given as a :class:`StudySpec`, a mapping, or the path of a study file."""
+        if isinstance(study, StudySpec):
+            spec = study
+        elif isinstance(study, Mapping):
+            spec = study_from_mapping(study)
+        else:
+            spec = load_study(study)
+        view = StudyView.model_validate(self._request("POST", "/studies", json=spec.model_dump(mode="json")))
+        log.info("submitted study %s (%s) to %d hospitals", view.id, spec.title, len(spec.hospitals))
+        return Study(self, view)
+
+    def study(self, study_id: str) -> StudyView:
+        """The study as the hub reports it now."""
+        return StudyView.model_validate(self._request("GET", f"/studies/{_id(study_id)}"))
+
+    def studies(self) -> list[StudyView]:
+        """The studies visible to this token, newest first."""
+        return [StudyView.model_validate(item) for item in self._request("GET", "/studies")]
+
+    def wait(
+        self, study_id: str, *, timeout: float | None = None, progress: Progress | None = None
+    ) -> StudyView:
+        """Block until the study reaches a final state (or *timeout* seconds pass); its latest view.
+
+        *progress* is called with the first view and with every changed one. On timeout the latest
+        view is returned, not final: check ``view.state.is_final``.
+        """
+        view = self.study(study_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        changed = True
+        while True:
+            if progress is not None and changed:
+                progress(view)
+            if view.state.is_final:
+                return view
+            poll = MAX_WAIT_POLL
+            if deadline is not None:
+                poll = min(poll, deadline - time.monotonic())
+                if poll <= 0:
+                    return view
+            latest = StudyView.model_validate(
+                self._request(
+                    "GET",
+                    f"/studies/{_id(study_id)}/wait",
+                    params={"after_version": view.version, "timeout": round(poll, 3)},
+                    timeout=poll + self.timeout,
+                )
+            )
+            changed = latest.version != view.version  # an unchanged view: the hub's poll just ended
+            view = latest
+
+    def results(self, study_id: str, *, wait: bool = False, progress: Progress | None = None) -> StudyResult:
+        """The typed result of a finished study; with *wait*, wait for it first.
+
+        :class:`~phds.errors.Conflict` if the study is not finished or ended without a result.
+        """
+        view = self.wait(study_id, progress=progress) if wait else self.study(study_id)
+        if view.result is None or not view.state.is_final:
+            if not view.state.is_final:
+                raise Conflict(f"study {view.id} is {view.state.value}; it has no result yet (wait for it)")
+            why = f": {view.error}" if view.error else ""
+            raise Conflict(f"study {view.id} ended {view.state.value} without a result{why}")
+        return result_for(view)
+
+    # -- catalogue -----------------------------------------------------------------------------------
+
+    def catalogue(self) -> pd.DataFrame:
+        """Every hospital's published dataset profile, one row per hospital."""
+        entries = [CatalogueEntry.model_validate(e) for e in self._request("GET", "/catalogue")]
+        rows = []
+        for e in entries:
+            p = e.profile
+            temporal = p.get("temporal") or {}
+            rows.append(
+                {
+                    "hospital": e.hospital,
+                    "display_name": e.display_name,
+                    "country": e.country,
+                    "persons": p.get("number_of_unique_individuals"),
+                    "records": p.get("number_of_records"),
+                    "min_typical_age": p.get("min_typical_age"),
+                    "max_typical_age": p.get("max_typical_age"),
+                    "start": temporal.get("start_date"),
+                    "end": temporal.get("end_date"),
+                    "cdm_version": p.get("cdm_version"),
+                    "published_at": e.published_at,
+                }
+            )
+        columns = ["hospital", "display_name", "country", "persons", "records", "min_typical_age"]
+        columns += ["max_typical_age", "start", "end", "cdm_version", "published_at"]
+        return pd.DataFrame(rows, columns=columns)
+
+    # -- plumbing ------------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, API + path, **kwargs)
+        except httpx.TimeoutException as exc:
+            what = type(exc).__name__
+            raise PhdsError(f"the hub at {self.hub_url} did not answer in time ({what})") from exc
+        except httpx.TransportError as exc:
+            raise PhdsError(f"cannot reach the hub at {self.hub_url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response.json()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Study:
+    """A submitted study: its id and latest view, with shortcuts to follow it."""
+
+    def __init__(self, client: Client, view: StudyView) -> None:
+        self.client = client
+        self.view = view
+
+    @property
+    def id(self) -> str:
+        return self.view.id
+
+    @property
+    def state(self) -> str:
+        return self.view.state.value
+
+    def refresh(self) -> StudyView:
+        """Fetch the latest view."""
+        self.view = self.client.study(self.id)
+        return self.view
+
+    def wait(self, *, timeout: float | None = None, progress: Progress | None = None) -> StudyView:
+        """Wait for a final state; see :meth:`Client.wait`."""
+        self.view = self.client.wait(self.id, timeout=timeout, progress=progress)
+        return self.view
+
+    def results(self, *, wait: bool = True, progress: Progress | None = None) -> StudyResult:
+        """The typed result, waiting for it by default."""
+        return self.client.results(self.id, wait=wait, progress=progress)
+
+    def __repr__(self) -> str:
+        return f"<Study {self.id} {self.state}>"
+
+
+def _error_classes() -> dict[str, type[PhdsError]]:
+    found: dict[str, type[PhdsError]] = {"PhdsError": PhdsError}
+    stack: list[type[PhdsError]] = [PhdsError]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            if sub.__module__ == errors.__name__:
+                found[sub.__name__] = sub
+                stack.append(sub)
+    return found
+
+
+def error_from_response(response: httpx.Response) -> PhdsError:
+    """The :class:`PhdsError` an error response stands for: by the body's ``code``, else by status."""
+    try:
+        body: ErrorBody | None = ErrorBody.model_validate(response.json())
+    except ValueError:
+        body = None
+    if body is None:
+        text = response.text.strip()[:200] or response.reason_phrase
+        message = f"the hub answered {response.status_code}: {text}"
+        code = None
+    else:
+        message, code = body.message, body.code
+    classes = _error_classes()
+    status = response.status_code
+    cls = classes.get(code or "") or next(
+        (c for c in classes.values() if c.http_status == status and c.__bases__ == (PhdsError,)),
+        InputError if 400 <= response.status_code < 500 else PhdsError,
+    )
+    if issubclass(cls, InputError):
+        exc: PhdsError = cls(message)
+        assert isinstance(exc, InputError)
+        details = body.details if body else []
+        match = _FIELD_PREFIX.match(message)
+        exc.field = next((d.field for d in details if d.field), None) or (match.group(1) if match else None)
+    else:
+        exc = cls(message)
+    setattr(exc, "status", response.status_code)  # noqa: B010 - PhdsError declares neither
+    setattr(exc, "details", [d.model_dump() for d in body.details] if body else [])  # noqa: B010
+    return exc
+
+
+def _id(study_id: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", study_id):
+        raise InputError(f"not a study id: {study_id!r}", field="study_id")
+    return study_id

@@ -1,0 +1,27 @@
+"""The SDK's front door stays small and deliberate (like httpx's tests/test_exported_members.py)."""
+
+from __future__ import annotations
+
+import phds.sdk
+
+
+def test_sdk_exports_are_exactly_the_public_api() -> None:
+    assert sorted(phds.sdk.__all__) == [
+        "Attribution",
+        "Client",
+        "FeasibilityResult",
+        "GenericResult",
+        "MeanVarianceResult",
+        "Study",
+        "StudyResult",
+        "Total",
+        "load_study",
+    ]
+    for name in phds.sdk.__all__:
+        assert getattr(phds.sdk, name).__module__.startswith("phds.sdk."), name
+
+
+def test_no_private_or_stray_public_names() -> None:
+    public = {n for n in vars(phds.sdk) if not n.startswith("_")}
+    modules = {"client", "results", "studyfile"}
+    assert public - modules == set(phds.sdk.__all__)
