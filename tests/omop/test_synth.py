@@ -212,6 +212,11 @@ def test_referential_integrity_and_dates(hospitals: list[HospitalResult]) -> Non
         "death not at observation end": """
             SELECT count(*) FROM death JOIN observation_period USING (person_id)
             WHERE death_date <> observation_period_end_date""",
+        "cause of death never recorded before the death": """
+            SELECT count(*) FROM death d WHERE cause_concept_id IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM condition_occurrence c WHERE c.person_id = d.person_id
+                AND c.condition_concept_id = d.cause_concept_id
+                AND c.condition_start_date <= d.death_date)""",
         "duplicate ids": """
             SELECT (SELECT count(*) - count(DISTINCT visit_occurrence_id) FROM visit_occurrence)
                  + (SELECT count(*) - count(DISTINCT measurement_id) FROM measurement)

@@ -10,7 +10,7 @@ and returns either the :class:`Final` result or the state of the :class:`NextRou
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
@@ -21,6 +21,9 @@ from phds.node.gate import Aggregate
 from phds.node.sources import NodeData
 
 P = TypeVar("P", bound=BaseModel)
+
+KnownConcepts = Callable[[set[int]], set[int]]
+"""Given concept ids, those the hub's vocabulary knows."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Analysis(abc.ABC, Generic[P]):
             field_name = f"analysis.params.{path}" if path else "analysis.params"
             raise InputError(first["msg"], field=field_name) from exc
 
-    def check_at_hub(self, params: P) -> None:
+    def check_at_hub(self, params: P, known_concepts: KnownConcepts | None = None) -> None:
         """Checks the hub runs before any node sees the study (override to add some)."""
 
     @abc.abstractmethod

@@ -11,13 +11,13 @@ hospitals; a network total or cell that includes a suppressed count is reported 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
+from phds.analyses.base import Analysis, Final, KnownConcepts, LocalStep, NextRound, released_values
 from phds.cohorts import CohortDefinition, builder_for, count_cohort, parse_cohort, validate_concepts
 from phds.errors import InputError
 from phds.node.gate import Aggregate, BreakdownAggregate, CountAggregate
@@ -63,17 +63,17 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "omop"
     params_model = FeasibilityParams
 
-    def __init__(self, known_concepts: Callable[[set[int]], set[int]] | None = None) -> None:
-        self.known_concepts = known_concepts
-
-    def check_at_hub(self, params: FeasibilityParams) -> None:
+    def check_at_hub(self, params: FeasibilityParams, known_concepts: KnownConcepts | None = None) -> None:
         try:
             definition = params.definition()
         except InputError as exc:
             where = f"analysis.params.cohort.{exc.field}" if exc.field else "analysis.params.cohort"
             raise InputError(exc.message.split(": ", 1)[-1], field=where) from exc
-        if self.known_concepts is not None:
-            validate_concepts(definition, self.known_concepts)
+        if known_concepts is not None:
+            try:
+                validate_concepts(definition, known_concepts)
+            except InputError as exc:
+                raise InputError(exc.message.split(": ", 1)[-1], field="analysis.params.cohort") from exc
 
     def local(
         self, data: NodeData, params: FeasibilityParams, round_no: int, state: Mapping[str, Any]

@@ -32,8 +32,15 @@ def demo(
 ) -> None:
     """Generate 3 hospitals, start a hub and 3 nodes, run a feasibility study, print the table."""
     from phds.demo import LocalNetwork
-    from phds.demo.scenario import default_cohort, frame_table, hospital_from_argument, print_state, run_study
+    from phds.demo.scenario import (
+        default_cohort,
+        feasibility_table,
+        hospital_from_argument,
+        print_state,
+        run_study,
+    )
     from phds.omop.synth import generate
+    from phds.sdk import FeasibilityResult
 
     folder = workdir or Path(tempfile.mkdtemp(prefix="phds-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -74,7 +81,13 @@ def demo(
                 err.print(
                     "[bold]4.[/] Result (counts below a hospital's minimum cell count leave only as '<5'):"
                 )
-                Console().print(frame_table(result.to_frame(), result.study.spec.title))  # type: ignore[attr-defined]
+                assert isinstance(result, FeasibilityResult)
+                Console().print(feasibility_table(result))
+                err.print(f"   {result.attribution}", highlight=False)
+                err.print(
+                    "   Age at index follows Circe's calendar-year rule; age groups are exact ICH E11 ages,"
+                    " so a child counted as 2 may still be an infant of 23 months."
+                )
             if keep_running:
                 _print_access(network)
                 err.print("The network keeps running; press Ctrl-C to stop it.")

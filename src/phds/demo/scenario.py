@@ -8,7 +8,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -16,7 +15,7 @@ from phds.demo.network import REQUESTER_ORG, DemoHospital, LocalNetwork, phds_co
 from phds.errors import InputError, PhdsError
 from phds.protocol.studies import HospitalState, StudyView
 from phds.sdk import Client
-from phds.sdk.results import StudyResult
+from phds.sdk.results import FeasibilityResult, StudyResult
 
 DEFAULT_COHORT = resources.files("phds.demo").joinpath("asthma_salbutamol.yaml")
 
@@ -94,18 +93,33 @@ def approve_as_steward(network: LocalNetwork, hospital: str, study_id: str) -> N
         capture_output=True,
         check=False,
     )
-    if done.returncode != 0:
+    if done.returncode == 0:
+        Console(stderr=True).print(f"  the data steward of {hospital} approved study {study_id} at the node")
+    else:
         raise PhdsError(f"approving at {hospital} failed: {done.stderr.decode(errors='replace').strip()}")
 
 
-def frame_table(frame: pd.DataFrame, title: str) -> Table:
-    """A Rich table of a result frame; empty cells stay empty."""
-    table = Table(title=title, title_justify="left")
-    for column in frame.columns:
-        table.add_column(str(column), justify="left" if column in {"hospital", "state"} else "right")
-    for row in frame.astype(object).where(frame.notna(), "").itertuples(index=False):
-        table.add_row(*(str(v) for v in row))
+def feasibility_table(result: FeasibilityResult) -> Table:
+    """Persons per hospital and in the network, with one column per breakdown cell."""
+    table = Table(title=result.study.spec.title, title_justify="left")
+    cells = [(dim, cell) for dim, by_cell in result.breakdowns.items() for cell in by_cell]
+    for header in ["hospital", "status", "persons", *(_short(dim, cell) for dim, cell in cells)]:
+        table.add_column(header, justify="left" if header in {"hospital", "status"} else "right")
+    states = {h.hospital: h for h in result.study.hospitals}
+    for hospital in result.study.spec.hospitals:
+        entry = result.hospitals.get(hospital) or {}
+        status = states[hospital].state.value if hospital in states else ""
+        persons = (entry.get("persons") or {}).get("display", "")
+        tables = entry.get("breakdowns") or {}
+        values = [str((tables.get(dim) or {}).get(cell, {}).get("display", "")) for dim, cell in cells]
+        table.add_row(hospital, status, str(persons), *values)
+    network = [result.breakdowns[dim][cell].display for dim, cell in cells]
+    table.add_row("network", result.study.state.value, result.total.display, *network, style="bold")
     return table
+
+
+def _short(dimension: str, cell: str) -> str:
+    return cell.replace("(", "").replace(")", "") if dimension == "age_group" else cell
 
 
 def print_state(console: Console, view: StudyView) -> None:

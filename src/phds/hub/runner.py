@@ -30,6 +30,7 @@ from phds.hub.settings import HubSettings
 from phds.hub.store import HubStore
 from phds.hub.store.models import utcnow
 from phds.hub.store.study_models import ResultRow, StudyRow, StudyTargetRow
+from phds.hub.vocabulary import HubVocabulary
 from phds.protocol.studies import HospitalState, StudySpec, StudyState, StudyView
 from phds.protocol.tasks import ResultStatus, Task, TaskResult
 
@@ -68,6 +69,7 @@ class StudyRunner:
         self.store = store
         self.settings = settings
         self.notifier = notifier
+        self.vocabulary = HubVocabulary(settings.vocabulary_url)
 
     def _wake(self, wake: Wakeups) -> None:
         self.notifier.signal(wake.nodes)
@@ -82,7 +84,7 @@ class StudyRunner:
                 f"you submit for {requester.organisation_name!r}, not {spec.organisation!r}"
             )
         analysis = get_analysis(spec.analysis.name, spec.analysis.version)
-        analysis.check_at_hub(analysis.parse_params(spec.analysis.params))
+        analysis.check_at_hub(analysis.parse_params(spec.analysis.params), self.vocabulary.known)
         stored = spec.model_copy(
             update={"analysis": spec.analysis.model_copy(update={"version": analysis.version})}
         )

@@ -89,6 +89,12 @@ class HubSettings(BaseSettings):
         description="Long polls are woken in-process the moment work arrives; as a safety net they also "
         "re-read the database this often.",
     )
+    vocabulary_url: str | None = Field(
+        default=None,
+        description="A CDM store (duckdb:///… or postgresql://…?schema=…) whose concept table, e.g. a full "
+        "Athena vocabulary, cohort concept ids are checked against at submission; the paediatric subset "
+        "shipped with PHDS is always known.",
+    )
 
     @field_validator("database_url")
     @classmethod

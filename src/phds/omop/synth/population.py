@@ -150,22 +150,25 @@ def _deaths(
         cause[take] = key
 
     # First year: most infant deaths are neonatal, so the age at death is skewed towards birth.
+    # The cause is the condition with the largest hazard ratio; death never precedes its onset.
     hr = np.ones(n)
     main = np.full(n, -1, dtype=np.int64)
+    main_onset = birth.copy()
     top = np.ones(n)
     for k, (key, days) in enumerate(onset.items()):
         spec = condition(key)
         if spec.infant_death_hr != 1.0:
             affected = (days >= 0) & (days - birth < 365)
-            main = np.where(affected & (spec.infant_death_hr > top), k, main)
+            bigger = affected & (spec.infant_death_hr > top)
+            main = np.where(bigger, k, main)
+            main_onset = np.where(bigger, days, main_onset)
             top = np.where(affected, np.maximum(top, spec.infant_death_hr), top)
             hr = np.where(affected, hr * spec.infant_death_hr, hr)
     age_at_death = np.floor(365 * rng.random(n) ** 3).astype(np.int64)
-    day = np.maximum(birth + age_at_death, entry)
-    occurs = rng.random(n) < INFANT_DEATH_BASE * hr
-    main = np.where(main >= 0, main, -1)
-    death = np.where(occurs & (day <= ref), day, death)
-    cause = np.where(occurs & (day <= ref), main, cause)
+    day = np.maximum.reduce([birth + age_at_death, entry, main_onset])
+    occurs = (rng.random(n) < INFANT_DEATH_BASE * hr) & (day < birth + 365) & (day <= ref)
+    death = np.where(occurs, day, death)
+    cause = np.where(occurs, main, cause)
 
     # From age one: background hazard, then each condition's extra hazard for its risk window.
     start = np.maximum(birth + 365, entry)
