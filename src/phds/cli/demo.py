@@ -58,7 +58,9 @@ def demo(
         if len(hospitals) > MANUAL_HOSPITAL_INDEX:
             hospitals[MANUAL_HOSPITAL_INDEX].approval = "manual"
         err.print(f"[bold]2.[/] Starting a hub and {len(hospitals)} hospital nodes on loopback (in {folder})")
-        with LocalNetwork(folder, hospitals) as network:
+        vocabulary = next((h.omop_url for h in hospitals if h.omop_url), None) if hospital else None
+        hub_env = {"PHDS_HUB_VOCABULARY_URL": vocabulary} if vocabulary else None
+        with LocalNetwork(folder, hospitals, hub_env=hub_env) as network:
             manual = [h.name for h in hospitals if h.approval == "manual"]
             if manual:
                 err.print(f"   {', '.join(manual)}: its data steward approves each feasibility study by hand")
@@ -84,10 +86,11 @@ def demo(
                 assert isinstance(result, FeasibilityResult)
                 Console().print(feasibility_table(result))
                 err.print(f"   {result.attribution}", highlight=False)
-                err.print(
-                    "   Age at index follows Circe's calendar-year rule; age groups are exact ICH E11 ages,"
-                    " so a child counted as 2 may still be an infant of 23 months."
-                )
+                if any(cell.startswith("infant") for cell in result.breakdowns.get("age_group", {})):
+                    err.print(
+                        "   Age at index follows Circe's calendar-year rule; age groups are exact ICH E11"
+                        " ages, so a child counted as 2 may still be an infant of 23 months."
+                    )
             if keep_running:
                 _print_access(network)
                 err.print("The network keeps running; press Ctrl-C to stop it.")
