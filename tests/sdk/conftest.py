@@ -19,7 +19,7 @@ from phds.hub.app import create_app
 from phds.hub.store import HubStore
 from phds.hub.testing import add_org, add_user, enrol, hub_settings
 
-HOSPITALS = ("north-general", "central-tertiary", "south-respiratory")
+HOSPITALS = ("north-general", "central-tertiary", "west-respiratory")
 
 
 @dataclass

@@ -109,14 +109,14 @@ def test_feasibility_end_to_end_gives_a_typed_result(network: Any, tmp_path: Pat
         study = hub.submit(spec)
         for hospital, (n, sex) in counts.items():
             network.answer(hospital, payload=_gate_payload(tmp_path, hospital, n, sex))
-        network.answer("south-respiratory", status="error")
+        network.answer("west-respiratory", status="error")
         result = study.results()
     assert isinstance(result, FeasibilityResult)
     assert (result.total.lower, result.total.upper, result.total.exact) == (43, 46, False)
-    assert result.attribution.failed == ("south-respiratory",)
+    assert result.attribution.failed == ("west-respiratory",)
     frame = result.to_frame().set_index("hospital")
     assert frame.loc["central-tertiary", "persons"] == "<5"
-    assert frame.loc["south-respiratory", "state"] == "failed"
+    assert frame.loc["west-respiratory", "state"] == "failed"
     assert frame.loc["network total", "state"] == "partially_completed"
 
 

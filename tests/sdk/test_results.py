@@ -80,11 +80,11 @@ def _view(analysis: str, params: dict[str, Any], result: dict[str, Any], states:
 @pytest.fixture
 def feasibility(tmp_path: Path) -> FeasibilityResult:
     """Three hospitals answer (one with a small count), one declines."""
-    nodes = [Node(tmp_path, h) for h in ("north-general", "central-tertiary", "south-respiratory")]
+    nodes = [Node(tmp_path, h) for h in ("north-general", "central-tertiary", "west-respiratory")]
     counts = {
         "north-general": (42, {"female": 20, "male": 22}),
         "central-tertiary": (3, {"female": 1, "male": 2}),
-        "south-respiratory": (17, {"female": 9, "male": 8}),
+        "west-respiratory": (17, {"female": 9, "male": 8}),
     }
     released = {node.name: node.release(_persons(*counts[node.name])) for node in nodes}
     for node in nodes:
@@ -110,7 +110,7 @@ def test_frame_has_a_row_per_hospital_and_a_network_total(feasibility: Feasibili
     assert list(frame.index) == [
         "north-general",
         "central-tertiary",
-        "south-respiratory",
+        "west-respiratory",
         "east-children",
         "network total",
     ]

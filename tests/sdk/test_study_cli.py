@@ -79,11 +79,11 @@ def test_feasibility_results_render_a_table(cli: typer.Typer, network: Any, tmp_
     for breakdown in ("by_sex", "by_age_group"):
         empty[breakdown] = {"type": "breakdown", "total": empty["persons"], "cells": {}}
     payload = {"analysis": "feasibility.count@1", "min_cell_count": 5, "values": empty, "notes": []}
-    for hospital in ("north-general", "central-tertiary", "south-respiratory"):
+    for hospital in ("north-general", "central-tertiary", "west-respiratory"):
         network.answer(hospital, payload=payload)
     shown = _run(cli, network, "results", study_id, "--wait").stdout
     assert "Persons (network total 0)" in shown
-    assert "south-respiratory" in shown and "network total" in shown
+    assert "west-respiratory" in shown and "network total" in shown
 
 
 def test_errors_are_phds_errors(cli: typer.Typer, network: Any, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def _edit(folder: Path, old: str, new: str) -> Path:
 def test_documented_example_loads_with_the_cohort_file_read_in() -> None:
     spec = load_study(EXAMPLE)
     assert spec.service_type is ServiceType.FEASIBILITY
-    assert spec.hospitals == ["north-general", "central-tertiary", "south-respiratory"]
+    assert spec.hospitals == ["north-general", "central-tertiary", "west-respiratory"]
     assert "cohort_file" not in spec.analysis.params
     assert spec.analysis.params["cohort"] == (DATA / "asthma-salbutamol.yaml").read_text()
     assert spec.analysis.params["breakdowns"] == ["sex", "age_group"]
@@ -67,7 +67,7 @@ def test_inline_cohort_is_kept(folder: Path) -> None:
         ("purpose:", "purpos:", "purpos", 3, "unknown key 'purpos' (did you mean 'purpose'?)"),
         ("service_type: feasibility", "service_type: survey", "service_type", 5, "'analytical_study'"),
         ("title: Asthma and salbutamol in children 2-11\n", "", "title", None, "Field required"),
-        ("south-respiratory]", "north-general]", "hospitals", 6, "north-general named more than once"),
+        ("west-respiratory]", "north-general]", "hospitals", 6, "north-general named more than once"),
         ("breakdowns: [sex, age_group]", "breakdowns: [sex, region]", "analysis.params.breakdowns.1", 11,
          "'sex', 'age_group' or 'year'"),
         ("  name: feasibility.count", "  name: feasibility.count\n  engine: spark", "analysis.engine", 9,
