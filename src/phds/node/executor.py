@@ -201,15 +201,8 @@ def _run(task: Task, runtime: NodeRuntime) -> TaskResult:
         status=ResultStatus.OK,
         payload=released.payload,
         compute_seconds=max(compute, 0.0),
-        audit_hash=_entry_hash(runtime.audit, task.study_id, released.audit_seq),
+        audit_hash=released.audit_hash,
     )
-
-
-def _entry_hash(audit: AuditLog, study_id: str, seq: int) -> str:
-    for entry in audit.entries(study_id):
-        if entry.seq == seq:
-            return entry.hash
-    raise LookupError(f"audit entry {seq} of study {study_id} not found")  # pragma: no cover
 
 
 def _source_name(analysis: Analysis[Any], params: Any, data: NodeData) -> str:

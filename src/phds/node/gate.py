@@ -122,6 +122,7 @@ class GateResult:
     payload: dict[str, Any]
     notes: list[GateNote] = field(default_factory=list)
     audit_seq: int = 0
+    audit_hash: str = ""
 
 
 # -- cohort fingerprints ---------------------------------------------------------------------------------
@@ -262,7 +263,7 @@ class Gate:
             raise
         except sqlite3.Error as exc:  # pragma: no cover - storage failure
             raise DisclosureRefused(f"nothing released: the node state database failed ({exc})") from exc
-        return GateResult(entry.payload, notes, entry.seq)
+        return GateResult(entry.payload, notes, entry.seq, entry.hash)
 
     def _one(self, ctx: GateContext, agg: Aggregate, notes: list[GateNote]) -> dict[str, Any]:
         k, zero = self.k, self.policy.release_zero_counts
