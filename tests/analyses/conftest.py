@@ -63,7 +63,8 @@ def make_hospital(tmp_path: Path) -> Iterator[Any]:
         db = NodeDatabase(tmp_path / name / "node.db")
         audit = AuditLog(db)
         policy = Policy(min_cell_count=min_cell_count)
-        hospital = Hospital(name, NodeData(omop or {}, tabular or {}), Gate(policy, audit), audit, db)
+        data = NodeData(omop or {}, tabular or {}, min_cell_count=min_cell_count)
+        hospital = Hospital(name, data, Gate(policy, audit), audit, db)
         made.append(hospital)
         return hospital
 

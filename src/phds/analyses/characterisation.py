@@ -133,7 +133,10 @@ class Characterisation(Analysis[CharacterisationParams]):
                     raise InputError(f"{var} is not numeric", field="analysis.params.numeric") from exc
                 present = np.sort(raw[~np.isnan(raw)])
                 missing = int(raw.size - present.size)
-                out.extend(summary_local(present, missing, round_no, sub.get("state", {}), _sub(i, var)))
+                sub_state = sub.get("state", {})
+                out.extend(
+                    summary_local(present, missing, round_no, sub_state, _sub(i, var), data.min_cell_count)
+                )
         return LocalStep(out, time.perf_counter() - start)
 
     def combine(

@@ -11,11 +11,25 @@ from phds.errors import InputError
 
 @cache
 def _registry() -> dict[str, Analysis[Any]]:
+    from phds.analyses.characterisation import Characterisation
+    from phds.analyses.contingency import ContingencyTable
+    from phds.analyses.cox import CoxPH
     from phds.analyses.feasibility import FeasibilityCount
+    from phds.analyses.km import KaplanMeier
     from phds.analyses.mean_variance import MeanVariance
     from phds.analyses.noop import NoOp
+    from phds.analyses.summary import Summary
 
-    analyses: list[Analysis[Any]] = [FeasibilityCount(), MeanVariance(), NoOp()]
+    analyses: list[Analysis[Any]] = [
+        FeasibilityCount(),
+        MeanVariance(),
+        NoOp(),
+        Summary(),
+        ContingencyTable(),
+        Characterisation(),
+        CoxPH(),
+        KaplanMeier(),
+    ]
     return {a.name: a for a in analyses}
 
 

@@ -99,9 +99,18 @@ def accepted_thresholds(values: np.ndarray, history: Sequence[Sequence[float]], 
 
 
 def summary_local(
-    values: np.ndarray, missing: int, round_no: int, state: Mapping[str, Any], prefix: str = ""
+    values: np.ndarray,
+    missing: int,
+    round_no: int,
+    state: Mapping[str, Any],
+    prefix: str = "",
+    own_k: int = NETWORK_MIN_CELL_COUNT,
 ) -> list[Aggregate]:
-    """One round's aggregates for *values* (sorted, non-missing), named with *prefix*."""
+    """One round's aggregates for *values* (sorted, non-missing), named with *prefix*.
+
+    Bins are cut with the larger of the hub's ``k`` and *own_k*, the node policy's own minimum cell
+    count, so a hub cannot talk a node into finer bins than its policy allows.
+    """
     n = int(values.size)
     if round_no == 1:
         return [
@@ -114,7 +123,7 @@ def summary_local(
         out.append(SummaryAggregate(f"{prefix}moments", n, {"ssd": ssd}))
     history = state.get("proposals", [])
     if history:
-        k = max(NETWORK_MIN_CELL_COUNT, int(state.get("k", NETWORK_MIN_CELL_COUNT)))
+        k = max(NETWORK_MIN_CELL_COUNT, own_k, int(state.get("k", NETWORK_MIN_CELL_COUNT)))
         edges = accepted_thresholds(values, history, k)
         counts = np.diff(np.searchsorted(values, [*edges, math.inf], "right"), prepend=0)
         cells = {repr(e): int(c) for e, c in zip([*edges, math.inf], counts, strict=True)}
@@ -300,7 +309,7 @@ class Summary(Analysis[SummaryParams]):
     ) -> LocalStep:
         start = time.perf_counter()
         values, missing = numeric_values(data, params.table, params.variable, {})
-        aggregates = summary_local(values, missing, round_no, state)
+        aggregates = summary_local(values, missing, round_no, state, own_k=data.min_cell_count)
         return LocalStep(aggregates, time.perf_counter() - start)
 
     def combine(

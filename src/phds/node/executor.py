@@ -68,6 +68,7 @@ class NodeRuntime:
             data = NodeData(
                 {s.name: s.url for s in config.sources.omop},
                 {s.name: s.path for s in config.sources.tabular},
+                min_cell_count=config.policy.min_cell_count,
             )
         db = NodeDatabase(config.db_path)
         audit = AuditLog(db)

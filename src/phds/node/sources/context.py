@@ -21,7 +21,12 @@ class NodeData:
     in-process DuckDB. Analyses get ibis tables from here; no SQL text from a requester is ever run.
     """
 
-    def __init__(self, omop: Mapping[str, str], tabular: Mapping[str, Path]) -> None:
+    def __init__(
+        self, omop: Mapping[str, str], tabular: Mapping[str, Path], *, min_cell_count: int = 5
+    ) -> None:
+        #: The hospital policy's minimum cell count, for analyses whose local step must respect it
+        #: (e.g. time bins or quantile cuts): the node's own value, never one the hub claims.
+        self.min_cell_count = min_cell_count
         self._omop_urls = dict(omop)
         self._datasets = {name: TabularDataset(name, Path(path)) for name, path in tabular.items()}
         self._stores: dict[str, CdmStore] = {}

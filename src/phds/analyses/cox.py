@@ -1,0 +1,311 @@
+"""``survival.cox``: federated Cox proportional hazards, equal to the pooled fit.
+
+Round 1 agrees the design: events and dropped rows (counts) and the levels of categorical covariates
+(breakdowns), which the hub dummy-codes against the first level in sorted order. Then one of two modes
+(docs/howto/survival.md says what leaves a node):
+
+* ``stratified_by_hospital`` (default): a baseline hazard per hospital. Every later round each node
+  releases only its log partial likelihood, gradient and Hessian at the hub's β (a
+  :class:`GlmAggregate`, so the gate's saturation and binary-level checks apply); the hub sums them and
+  takes a Newton step. The pooled stratified likelihood is the sum of the hospitals', so it is exact.
+* unstratified, after WebDISCO (Lu et al. 2015, JAMIA 22(6):1212–1219): one baseline hazard. Round 1
+  also gives covariate means for centring; round 2 agrees time bins on the requester's grid that every
+  node admits (:mod:`phds.analyses.cox_bins`: each bin's event and censored counts 0 or ≥ k, overall
+  and per level of every binary column); each later round every node releases per-bin risk-set sums
+  Σw, Σwx, Σwxxᵀ (for Efron also over the bin's events). The fit equals the pooled Cox fit on durations
+  grouped to the agreed bins, which is the fit on exact times when no grid cells had to merge.
+
+Ties: Efron (default, as lifelines) or Breslow. Rows with a missing value are dropped at the node.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
+from phds.analyses.cox_bins import (
+    SurvivalFrame,
+    admissible_cuts,
+    bin_cells,
+    bin_edges,
+    bin_of,
+    check_cuts,
+    common_cuts,
+    grid_index,
+    hub_k,
+    load_survival,
+    node_k,
+    parse_cells,
+)
+from phds.analyses.cox_math import Ties, TimeSums, add_sums, partial_likelihood, time_sums
+from phds.analyses.cox_newton import coefficient_table, newton_step
+from phds.analyses.tables import VARIABLE_PATTERN, TableSpec
+from phds.errors import DisclosureRefused, InputError
+from phds.node.gate import Aggregate, BreakdownAggregate, CountAggregate, GlmAggregate, SummaryAggregate
+from phds.node.sources import NodeData
+
+MAX_ROUNDS = 41
+"""A node answers no more rounds than this (bounds how many β a hub can probe the data at)."""
+Variable = str
+
+
+class CoxParams(BaseModel):
+    """What to fit: table, duration and 0/1 event variables, numeric covariates, ties and mode."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    table: TableSpec
+    duration: Variable = Field(pattern=VARIABLE_PATTERN, max_length=100)
+    event: Variable = Field(pattern=VARIABLE_PATTERN, max_length=100)
+    covariates: list[Variable] = Field(min_length=1, max_length=50)
+    categorical: list[Variable] = Field(default_factory=list, description="Covariates to dummy-code")
+    ties: Ties = "efron"
+    stratified_by_hospital: bool = True
+    min_risk_set: int | None = Field(None, ge=5, description="Unstratified: k for bins; default the policy's")
+    time_origin: float = Field(0.0, description="Unstratified: the time grid starts here")
+    time_width: float = Field(1.0, gt=0, description="Unstratified: grid cell width, in duration units")
+    max_iterations: int = Field(30, ge=1, le=MAX_ROUNDS - 1)
+
+    @field_validator("covariates")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        import re
+
+        bad = [c for c in v if not re.match(VARIABLE_PATTERN, c)]
+        if bad or len(set(v)) != len(v):
+            raise ValueError("covariates must be distinct variable names")
+        return v
+
+    @model_validator(mode="after")
+    def _categorical_are_covariates(self) -> CoxParams:
+        if not set(self.categorical) <= set(self.covariates):
+            raise ValueError("every categorical variable must also be listed in covariates")
+        return self
+
+
+def columns(params: CoxParams, levels: Mapping[str, list[str]]) -> list[str]:
+    """Model columns: numeric covariates, and ``var[T.level]`` dummies against each first level."""
+    out: list[str] = []
+    for c in params.covariates:
+        out += [f"{c}[T.{lev}]" for lev in levels[c][1:]] if c in params.categorical else [c]
+    return out
+
+
+def _design(f: SurvivalFrame, params: CoxParams, levels: Mapping[str, list[str]]) -> np.ndarray:
+    """The node's design matrix on the agreed levels (treatment coding, in covariate order)."""
+    cols: list[np.ndarray] = []
+    numeric = iter(range(f.x.shape[1]))
+    for c in params.covariates:
+        if c not in params.categorical:
+            cols.append(f.x[:, next(numeric)])
+            continue
+        values = f.categories[c]
+        if not set(values.tolist()) <= set(levels[c]):
+            raise InputError(f"{c} has a level the study did not agree", field="analysis.params.categorical")
+        cols += [(values == lev).astype(np.float64) for lev in levels[c][1:]]
+    return np.column_stack(cols) if cols else np.zeros((len(f.event), 0))
+
+
+def _binary_levels(x: np.ndarray, event: np.ndarray, names: list[str], ev: str) -> dict[str, dict[str, int]]:
+    """Observed levels of the event and of every two-valued column, for the gate's nfilter.tab check."""
+    levels: dict[str, dict[str, int]] = {ev: {"0": int((~event).sum()), "1": int(event.sum())}}
+    for j, name in enumerate(names):
+        values, counts = np.unique(x[:, j], return_counts=True)
+        if len(values) <= 2:
+            levels[name] = {repr(float(v)): int(c) for v, c in zip(values, counts, strict=True)}
+    return levels
+
+
+def _flatten(s: TimeSums, efron: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"s0": s.s0.tolist(), "s1": s.s1.tolist(), "s2": s.s2.tolist(),
+                           "event_x": s.event_x.tolist()}  # fmt: skip
+    if efron:
+        out.update(d0=s.d0.tolist(), d1=s.d1.tolist(), d2=s.d2.tolist())
+    return out
+
+
+def _merge_events(rows: list[tuple[int, int, int]], cuts: list[int]) -> list[int]:
+    """A hospital's events on the agreed bins (its own bins nest inside them)."""
+    starts = np.asarray([r[0] for r in rows], dtype=np.int64)
+    weights = np.asarray([r[1] for r in rows], dtype=np.float64)
+    merged = np.bincount(bin_of(starts, cuts), weights=weights, minlength=len(cuts) + 1)
+    return [int(v) for v in merged]
+
+
+class CoxPH(Analysis[CoxParams]):
+    """Federated Cox proportional hazards (stratified by hospital, or WebDISCO-style unstratified)."""
+
+    name: ClassVar[str] = "survival.cox"
+    version: ClassVar[str] = "1"
+    title: ClassVar[str] = "Cox proportional hazards"
+    data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "tabular"
+    params_model = CoxParams
+
+    # -- node ----------------------------------------------------------------------------------------
+
+    def local(self, data: NodeData, params: CoxParams, round_no: int, state: Mapping[str, Any]) -> LocalStep:
+        """Round 1: design facts; unstratified round 2: bins; later rounds: one Newton evaluation."""
+        start = time.perf_counter()
+        if round_no > MAX_ROUNDS:
+            raise DisclosureRefused(f"a Cox fit may take at most {MAX_ROUNDS} rounds at this node")
+        f = load_survival(data, params.table, params.duration, params.event, params.covariates,
+                          categorical=params.categorical)  # fmt: skip
+        n = len(f.event)
+        aggregates: list[Aggregate] = []
+        if round_no == 1:
+            aggregates += [CountAggregate("events", int(f.event.sum())), CountAggregate("dropped", f.dropped)]
+            for c in params.categorical:
+                found, counts = np.unique(f.categories[c], return_counts=True)
+                cells = {str(v): int(k) for v, k in zip(found, counts, strict=True)}
+                aggregates.append(BreakdownAggregate(f"levels.{c}", cells))
+            if not params.stratified_by_hospital:
+                numeric = [c for c in params.covariates if c not in params.categorical]
+                totals = {c: float(v) for c, v in zip(numeric, f.x.sum(axis=0), strict=True)}
+                aggregates.append(SummaryAggregate("covariate_sums", n, totals))
+            return LocalStep(aggregates, time.perf_counter() - start)
+        x = _design(f, params, state["levels"])
+        p = x.shape[1]
+        levels = _binary_levels(x, f.event, state["columns"], params.event)
+        beta = np.asarray(state["beta"], dtype=np.float64)
+        if beta.shape != (p,) or len(state["columns"]) != p:
+            raise InputError("the study state does not match the model's columns", field="state")
+        if params.stratified_by_hospital:
+            x = x - x.mean(axis=0)  # the partial likelihood is invariant to centring
+            sums = time_sums(np.unique(f.duration, return_inverse=True)[1], f.event, x, beta)
+            ll, grad, hess = partial_likelihood(sums, beta, params.ties)
+            values = {"loglik": ll, "gradient": grad.tolist(), "hessian": hess.tolist()}
+            aggregates.append(GlmAggregate("cox_step", n, p, levels, values))
+            return LocalStep(aggregates, time.perf_counter() - start)
+        grid = grid_index(f.duration, params.time_origin, params.time_width)
+        k = node_k(data, params.min_risk_set, state)
+        binary = [
+            (x[:, j] == x[:, j].max()).astype(np.int64) for j in range(p) if len(np.unique(x[:, j])) == 2
+        ]
+        own = admissible_cuts(grid, f.event, k, binary)
+        if round_no == 2:
+            aggregates.append(BreakdownAggregate("bins", bin_cells(grid, f.event, own)))
+            return LocalStep(aggregates, time.perf_counter() - start)
+        cuts = [int(c) for c in state["cuts"]]
+        check_cuts(own, cuts)
+        x = x - np.asarray(state["center"], dtype=np.float64)
+        sums = time_sums(bin_of(grid, cuts), f.event, x, beta, n_keys=len(cuts) + 1)
+        aggregates.append(GlmAggregate("risk_sets", n, p, levels, _flatten(sums, params.ties == "efron")))
+        return LocalStep(aggregates, time.perf_counter() - start)
+
+    # -- hub -----------------------------------------------------------------------------------------
+
+    def combine(
+        self,
+        params: CoxParams,
+        round_no: int,
+        state: Mapping[str, Any],
+        released: Mapping[str, Mapping[str, Any]],
+    ) -> Final | NextRound:
+        if not released:
+            raise InputError("no hospital answered", field="analysis")
+        hospitals = sorted(released)
+        new: dict[str, Any] = dict(state)
+        if round_no == 1:
+            return NextRound(self._design_round(params, hospitals, released))
+        p = len(new["columns"])
+        missing = set(state.get("hospitals", hospitals)) - set(released)
+        if missing:
+            raise InputError(f"hospitals stopped answering: {', '.join(sorted(missing))}", field="analysis")
+        if not params.stratified_by_hospital and round_no == 2:
+            own = {h: parse_cells(h, released_values(released[h])["bins"]["cells"])[""] for h in hospitals}
+            cuts = common_cuts([[s for s, _, _ in rows[1:]] for rows in own.values()])
+            new["cuts"] = cuts
+            new["bin_events"] = {h: _merge_events(rows, cuts) for h, rows in own.items()}
+            return NextRound(new)
+        beta = np.asarray(new["beta"], dtype=np.float64)
+        if params.stratified_by_hospital:
+            steps = [released_values(released[h])["cox_step"]["values"] for h in hospitals]
+            ll = sum(float(s["loglik"]) for s in steps)
+            grad = np.sum([np.asarray(s["gradient"], dtype=np.float64) for s in steps], axis=0)
+            hess = np.sum([np.asarray(s["hessian"], dtype=np.float64) for s in steps], axis=0)
+            n_by = {h: released_values(released[h])["cox_step"]["n_obs"]["value"] for h in hospitals}
+        else:
+            pooled = add_sums([self._sums(params, new, h, released[h], p) for h in hospitals])
+            ll, grad, hess = partial_likelihood(pooled, beta, params.ties)
+            n_by = {h: released_values(released[h])["risk_sets"]["n_obs"]["value"] for h in hospitals}
+        done, new = newton_step(new, ll, grad, hess, params.max_iterations)
+        if not done:
+            return NextRound(new)
+        result: dict[str, Any] = {
+            "mode": "stratified_by_hospital" if params.stratified_by_hospital else "unstratified",
+            "ties": params.ties,
+            "hospitals": hospitals,
+            "n": sum(int(v) for v in n_by.values()),
+            "n_by_hospital": n_by,
+            "events": sum(v or 0 for v in new["events_by_hospital"].values()),
+            "events_by_hospital": new["events_by_hospital"],
+            "dropped_by_hospital": new["dropped_by_hospital"],
+            "iterations": new["iteration"],
+            **coefficient_table(new["columns"], new["beta"], new["hessian"], new["ll"], new["ll_null"]),
+        }
+        notes = []
+        if not params.stratified_by_hospital:
+            edges = bin_edges(new["cuts"], params.time_origin, params.time_width)
+            events = np.sum([new["bin_events"][h] for h in hospitals], axis=0).tolist()
+            result["time_bins"] = [{**e, "events": d} for e, d in zip(edges, events, strict=True)]
+            result["min_risk_set"] = new["k"]
+            notes.append(
+                f"event times grouped into {len(edges)} bins that every hospital admits; the fit equals "
+                "the pooled Cox fit on durations grouped to these bins"
+            )
+        return Final(result, notes)
+
+    @staticmethod
+    def _design_round(
+        params: CoxParams, hospitals: list[str], released: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """Agree categorical levels, the model columns and, unstratified, k and the centring."""
+        values = {h: released_values(released[h]) for h in hospitals}
+        levels = {c: sorted({lev for h in hospitals for lev in values[h][f"levels.{c}"]["cells"]})
+                  for c in params.categorical}  # fmt: skip
+        cols = columns(params, levels)
+        state: dict[str, Any] = {
+            "hospitals": hospitals,
+            "levels": levels,
+            "columns": cols,
+            "events_by_hospital": {h: values[h]["events"]["value"] for h in hospitals},
+            "dropped_by_hospital": {h: values[h]["dropped"] for h in hospitals},
+            "beta": [0.0] * len(cols),
+        }
+        if not params.stratified_by_hospital:
+            sums = [values[h]["covariate_sums"] for h in hospitals]
+            if any(s["values"] is None for s in sums):
+                raise InputError("a hospital withheld its covariate sums", field="analysis")
+            total_n = sum(int(s["n"]["value"]) for s in sums)
+            means = {c: sum(s["values"][c] for s in sums) / total_n for c in sums[0]["values"]}
+            state["k"] = hub_k(released, params.min_risk_set)
+            state["center"] = [means.get(c, 0.0) for c in cols]  # dummies stay uncentred
+        return state
+
+    @staticmethod
+    def _sums(
+        params: CoxParams, state: Mapping[str, Any], h: str, payload: Mapping[str, Any], p: int
+    ) -> TimeSums:
+        v = released_values(payload)["risk_sets"]["values"]
+        k = len(state["cuts"]) + 1
+        zeros = (np.zeros(k), np.zeros((k, p)), np.zeros((k, p, p)))
+        efron = params.ties == "efron"
+        return TimeSums(
+            np.arange(k, dtype=np.int64),
+            np.asarray(state["bin_events"][h], dtype=np.int64),
+            np.asarray(v["s0"], dtype=np.float64),
+            np.asarray(v["s1"], dtype=np.float64).reshape(k, p),
+            np.asarray(v["s2"], dtype=np.float64).reshape(k, p, p),
+            np.asarray(v["d0"], dtype=np.float64) if efron else zeros[0],
+            np.asarray(v["d1"], dtype=np.float64).reshape(k, p) if efron else zeros[1],
+            np.asarray(v["d2"], dtype=np.float64).reshape(k, p, p) if efron else zeros[2],
+            np.asarray(v["event_x"], dtype=np.float64),
+        )
+
+
+__all__ = ["CoxPH", "CoxParams"]
