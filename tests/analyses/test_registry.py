@@ -15,6 +15,7 @@ EXPECTED = {
     "stats.characterisation",
     "survival.cox",
     "survival.km",
+    "stats.glm",
     "system.noop",
 }
 

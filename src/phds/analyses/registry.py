@@ -15,6 +15,7 @@ def _registry() -> dict[str, Analysis[Any]]:
     from phds.analyses.contingency import ContingencyTable
     from phds.analyses.cox import CoxPH
     from phds.analyses.feasibility import FeasibilityCount
+    from phds.analyses.glm import Glm
     from phds.analyses.km import KaplanMeier
     from phds.analyses.mean_variance import MeanVariance
     from phds.analyses.noop import NoOp
@@ -29,6 +30,7 @@ def _registry() -> dict[str, Analysis[Any]]:
         Characterisation(),
         CoxPH(),
         KaplanMeier(),
+        Glm(),
     ]
     return {a.name: a for a in analyses}
 
