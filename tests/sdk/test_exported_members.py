@@ -8,12 +8,18 @@ import phds.sdk
 def test_sdk_exports_are_exactly_the_public_api() -> None:
     assert sorted(phds.sdk.__all__) == [
         "Attribution",
+        "CharacterisationResult",
         "Client",
+        "CoxResult",
         "FeasibilityResult",
         "GenericResult",
+        "GlmResult",
+        "KmResult",
         "MeanVarianceResult",
         "Study",
         "StudyResult",
+        "SummaryResult",
+        "TableResult",
         "Total",
         "load_study",
     ]
@@ -23,5 +29,6 @@ def test_sdk_exports_are_exactly_the_public_api() -> None:
 
 def test_no_private_or_stray_public_names() -> None:
     public = {n for n in vars(phds.sdk) if not n.startswith("_")}
-    modules = {"client", "results", "studyfile"}
+    modules = {"client", "plots", "results", "results_descriptive", "results_stats", "stats_methods"}
+    modules.update({"plots_counts", "studyfile"})
     assert public - modules == set(phds.sdk.__all__)

@@ -7,9 +7,14 @@ import shutil
 import signal
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from phds.demo import LocalNetwork
+    from phds.sdk.results import StudyResult
 
 err = Console(stderr=True)
 
@@ -28,9 +33,15 @@ def demo(
     patients: int = typer.Option(4_000, "--patients", min=100, help="Children per synthetic hospital."),
     seed: int = typer.Option(7, "--seed", min=0, help="Seed of the synthetic hospitals."),
     dataset: str = typer.Option("data", "--dataset", help="Name for tabular files given with --hospital."),
+    study: Path | None = typer.Option(
+        None, "--study", help="Run this study file (YAML/JSON) instead; its hospitals become the demo's."
+    ),
+    plot: Path | None = typer.Option(None, "--plot", help="Write the last result's plot (.png or .svg)."),
     workdir: Path | None = typer.Option(None, "--workdir", help="Keep everything in this folder."),
 ) -> None:
-    """Generate 3 hospitals, start a hub and 3 nodes, run a feasibility study, print the table."""
+    """Generate 3 hospitals, start a hub and 3 nodes, run a feasibility study and a regression, print both.
+
+    With --study FILE, run that study file instead (its hospitals and organisation become the demo's)."""
     from phds.demo import LocalNetwork
     from phds.demo.scenario import (
         default_cohort,
@@ -42,6 +53,10 @@ def demo(
     from phds.omop.synth import generate
     from phds.sdk import FeasibilityResult
 
+    if plot is not None:
+        from phds.sdk.plots import plot_format
+
+        plot_format(plot)  # a wrong suffix fails before the network starts
     folder = workdir or Path(tempfile.mkdtemp(prefix="phds-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -55,6 +70,12 @@ def demo(
             hospitals = [DemoHospital(r.slug, r.name, omop_url=f"duckdb:///{r.path.resolve()}") for r in made]
             for r in made:
                 err.print(f"   {r.slug}: {r.name}", highlight=False)
+        if study is not None:  # a wrong file or dataset name fails before the network starts
+            from phds.demo.studies import check_dataset
+            from phds.sdk import load_study
+
+            params = load_study(study).analysis.params
+            check_dataset(params, dataset, any(h.tabular for h in hospitals))
         if len(hospitals) > MANUAL_HOSPITAL_INDEX:
             hospitals[MANUAL_HOSPITAL_INDEX].approval = "manual"
         err.print(f"[bold]2.[/] Starting a hub and {len(hospitals)} hospital nodes on loopback (in {folder})")
@@ -63,7 +84,19 @@ def demo(
         with LocalNetwork(folder, hospitals, hub_env=hub_env) as network:
             manual = [h.name for h in hospitals if h.approval == "manual"]
             if manual:
-                err.print(f"   {', '.join(manual)}: its data steward approves each feasibility study by hand")
+                err.print(
+                    f"   {', '.join(manual)}: its data steward approves each study by hand, at the node"
+                )
+            if study is not None or not any(
+                h.omop_url for h in hospitals
+            ):  # no OMOP data: no cohort to count
+                result = run_statistics(
+                    network, folder, study=study, dataset=dataset, as_json=as_json, plot=plot
+                )
+                if as_json:
+                    typer.echo(json.dumps(getattr(result, "raw", None), indent=2, default=str))
+                _finish(network, keep_running)
+                return
             text = cohort.read_text(encoding="utf-8") if cohort else default_cohort()
             question = (
                 f"the cohort in {cohort}" if cohort else "children aged 2-11 with asthma and salbutamol"
@@ -77,9 +110,7 @@ def demo(
                 service_type="feasibility",
                 on_change=lambda view: print_state(err, view),
             )
-            if as_json:
-                typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
-            else:
+            if not as_json:
                 err.print(
                     "[bold]4.[/] Result (counts below a hospital's minimum cell count leave only as '<5'):"
                 )
@@ -91,14 +122,84 @@ def demo(
                         "   Age at index follows Circe's calendar-year rule; age groups are exact ICH E11"
                         " ages, so a child counted as 2 may still be an infant of 23 months."
                     )
-            if keep_running:
-                _print_access(network)
-                err.print("The network keeps running; press Ctrl-C to stop it.")
-                signal.sigwait({signal.SIGINT, signal.SIGTERM})
-            err.print("[bold]5.[/] Shutting the network down")
+            regression = run_statistics(network, folder, dataset=dataset, as_json=as_json, plot=plot)
+            if as_json:
+                body = {"feasibility": result.to_dict(), "regression": regression and regression.to_dict()}
+                typer.echo(json.dumps(body, indent=2, default=str))
+            _finish(network, keep_running)
     finally:
         if workdir is None and not keep_running:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_statistics(
+    network: LocalNetwork,
+    folder: Path,
+    *,
+    dataset: str,
+    as_json: bool,
+    plot: Path | None,
+    study: Path | None = None,
+) -> StudyResult | None:
+    """Run *study* (a file), or the demo's regression; print its summary, write its plot; its result."""
+    from phds.demo.studies import (
+        demo_spec,
+        ground_truth_glm,
+        ground_truth_lines,
+        print_typed,
+        rounds_printer,
+        spec_for_demo,
+        submit_and_wait,
+        tabular_glm,
+    )
+
+    if study is not None:
+        err.print(f"[bold]3.[/] Submitting the study in {study}")
+        spec = spec_for_demo(study, network, dataset, lambda text: err.print(text, highlight=False))
+    elif any(h.omop_url for h in network.hospitals):
+        err.print(
+            "[bold]5.[/] Submitting a regression: the binomial GLM of the synthetic generator's ground truth"
+            " (asthma admission within a year ~ age + sex + BMI SDS + inhaled corticosteroid;"
+            " docs/ground-truth.md)"
+        )
+        spec = demo_spec(ground_truth_glm(), network, "Asthma admissions: the ground-truth logistic model")
+    else:
+        analysis = tabular_glm(dataset, _columns(network, dataset))
+        if analysis is None:
+            err.print("   (no regression: the tabular data lacks the CNSIM columns of the demo's GLM)")
+            return None
+        err.print(
+            f"[bold]3.[/] Submitting a regression over dataset {dataset!r}: {analysis['params']['formula']}"
+        )
+        spec = demo_spec(analysis, network, "Diabetes ~ sex × BMI + HDL (binomial GLM)")
+    result = submit_and_wait(network, spec, on_change=rounds_printer(err))
+    if not as_json:
+        print_typed(Console(), result)
+        if study is None and spec["analysis"]["params"]["table"].get("cohort"):
+            err.print("\n".join(ground_truth_lines(result)), highlight=False, soft_wrap=True)
+    if plot is not None:
+        from phds.sdk.plots import plot_result
+
+        plot_result(result, plot)
+        err.print(f"   plot written to {plot}", highlight=False)
+    return result
+
+
+def _columns(network: LocalNetwork, dataset: str) -> list[str]:
+    import pandas as pd
+
+    path = next((h.tabular[dataset] for h in network.hospitals if dataset in h.tabular), None)
+    if path is None or path.suffix.lower() != ".csv":
+        return []
+    return [str(c).strip() for c in pd.read_csv(path, nrows=0).columns]
+
+
+def _finish(network: object, keep_running: bool) -> None:
+    if keep_running:
+        _print_access(network)
+        err.print("The network keeps running; press Ctrl-C to stop it.")
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    err.print("[bold]Done.[/] Shutting the network down")
 
 
 def _print_access(network: object) -> None:

@@ -9,8 +9,10 @@ so ``TOKEN=$(phds hub init)`` works; everything else goes to stderr.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
+from types import FrameType
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -60,6 +62,11 @@ def _open(db: str | None) -> tuple[HubSettings, HubStore]:
     return settings, HubStore.open(settings.database_url)
 
 
+#: Seconds a stopping hub waits for requests in flight before it cuts them off (a backstop: open long
+#: polls are answered at once when the stop begins).
+SHUTDOWN_GRACE_SECONDS = 10
+
+
 @app.command()
 def serve(
     db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None,
@@ -74,7 +81,27 @@ def serve(
     settings = load_hub_settings(database_url=db, host=host, port=port)
     api = create_app(settings)
     console.print(f"PHDS hub on http://{settings.host}:{settings.port} (docs at /docs)")
-    uvicorn.run(api, host=settings.host, port=settings.port, log_level="info")
+    notifier = api.state.notifier
+
+    class StoppingServer(uvicorn.Server):
+        """Answers open long polls (up to 60 s) as soon as SIGTERM/SIGINT arrives, so they do not hold
+        the graceful shutdown open; clients reconnect when the hub is back."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            try:  # a signal handler: wake the waiters from the event loop, not from here
+                asyncio.get_running_loop().call_soon_threadsafe(notifier.close)
+            except RuntimeError:
+                notifier.close()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        api,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+    StoppingServer(config).run()
 
 
 @app.command()

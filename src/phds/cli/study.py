@@ -117,11 +117,19 @@ def status(
 def results(
     study_id: Annotated[str, typer.Argument(metavar="ID", help="Study id.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Also draw the result (.png or .svg), by analysis.", show_default=False),
+    ] = None,
     wait: Wait = False,
     hub: Hub = None,
     token: Token = None,
 ) -> None:
-    """Show a finished study's result as tables (or JSON with --json)."""
+    """Show a finished study's result as tables (or JSON with --json); --plot FILE also draws it."""
+    if plot is not None:
+        from phds.sdk.plots import plot_format
+
+        plot_format(plot)  # a wrong suffix fails before any request
     with _client(hub, token) as client:
         if wait:
             _wait(client, study_id)
@@ -130,6 +138,11 @@ def results(
             typer.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
         else:
             _print_result(result)
+        if plot is not None:
+            from phds.sdk.plots import plot_result
+
+            plot_result(result, plot)
+            _console(stderr=True).print(f"plot written to {plot}", highlight=False)
 
 
 @app.command("list")
@@ -172,7 +185,9 @@ def _print_result(result: StudyResult) -> None:
     _console().print(f"[bold]{view.spec.title}[/]")
     _console().print(f"study {view.id} · {view.spec.analysis.name} · [bold]{view.state.value}[/]")
     _console().print(str(result.attribution))
-    if isinstance(result, FeasibilityResult):
+    if callable(summary := getattr(result, "summary", None)):  # the statistics' typed results
+        typer.echo(summary().split("\n", 3)[-1].lstrip("\n"))  # their summary, without the header above
+    elif isinstance(result, FeasibilityResult):
         frame = result.to_frame()
         table = Table(*[str(c) for c in frame.columns], title=f"Persons (network total {result.total})")
         for row in frame.itertuples(index=False):

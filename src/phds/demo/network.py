@@ -4,6 +4,12 @@ The hub runs ``phds hub serve`` on a free port with a SQLite store in the work f
 gets a ``node.toml``, is enrolled with a one-time token through ``phds node enrol`` and runs
 ``phds node run``. Organisations, people and tokens are created through the hub's service layer, as
 ``phds hub`` admin commands do. Everything is written under one work folder, logs included.
+
+``start`` returns once every node has called the hub. For tests that break things, the hub and each
+node can also be stopped with any signal and started again on the same port, database and credential
+(``stop_hub``/``start_hub``, ``stop_node``/``start_node``, ``wait_for_node``); ``db_url`` puts the hub on
+PostgreSQL, ``hub_env`` passes it settings (e.g. short task leases) and ``node_args`` adds options to
+``phds node run``.
 """
 
 from __future__ import annotations
@@ -16,17 +22,18 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
 import httpx
+from sqlalchemy import select
 
 from phds.errors import PhdsError
 from phds.hub import services
 from phds.hub.store import HubStore
-from phds.hub.store.models import utcnow
+from phds.hub.store.models import NodeRow, OrganisationRow, utcnow
 from phds.protocol.organisations import OrganisationCreate
 from phds.protocol.users import UserCreate
 
@@ -75,12 +82,25 @@ def phds_command(*args: str) -> list[str]:
 class LocalNetwork:
     """A hub and its hospitals' nodes as processes on loopback; a context manager that cleans up."""
 
-    def __init__(self, workdir: Path, hospitals: list[DemoHospital]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        hospitals: list[DemoHospital],
+        *,
+        db_url: str | None = None,
+        hub_env: dict[str, str] | None = None,
+        node_args: tuple[str, ...] = (),
+    ) -> None:
+        """*db_url* is the hub's store (default: ``hub.sqlite`` in *workdir*); *hub_env* adds environment
+        variables for the hub process only (e.g. ``PHDS_HUB_TASK_LEASE_SECONDS``); *node_args* are extra
+        options of every ``phds node run`` (e.g. ``("--poll-wait", "5")``)."""
         self.workdir = workdir.resolve()
         self.hospitals = hospitals
         self.port = free_port()
         self.hub_url = f"http://127.0.0.1:{self.port}"
-        self.db_url = f"sqlite:///{self.workdir / 'hub.sqlite'}"
+        self.db_url = db_url or f"sqlite:///{self.workdir / 'hub.sqlite'}"
+        self.hub_env = dict(hub_env or {})
+        self.node_args = tuple(node_args)
         self.admin_token = ""
         self.requester_token = ""
         self.nodes: dict[str, RunningNode] = {}
@@ -90,7 +110,11 @@ class LocalNetwork:
     # -- lifecycle -----------------------------------------------------------------------------------
 
     def __enter__(self) -> LocalNetwork:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # no orphans when a node fails to enrol or the hub to start
+            raise
         return self
 
     def __exit__(
@@ -102,14 +126,87 @@ class LocalNetwork:
         """Bootstrap the hub's organisations and people, start the hub, enrol and start every node."""
         self._logs.mkdir(parents=True, exist_ok=True)
         self._bootstrap()
-        self.hub = self._spawn("hub", "hub", "serve", "--db", self.db_url, "--port", str(self.port))
+        self.start_hub()
+        enrolling: list[tuple[str, subprocess.Popen[bytes]]] = []
+        try:
+            for hospital in self.hospitals:  # the enrolments run side by side
+                enrolling.append((hospital.name, self._enrol(hospital)))
+            for name, process in enrolling:
+                _, stderr = process.communicate(timeout=120)
+                if process.returncode != 0:
+                    raise PhdsError(f"enrolling {name} failed: {stderr.decode(errors='replace').strip()}")
+        finally:
+            for _, process in enrolling:
+                if process.poll() is None:
+                    process.kill()
+                    process.communicate()
+        for name in self.nodes:
+            self.start_node(name)
+        for name in self.nodes:
+            self.wait_for_node(name)
+
+    def start_hub(self) -> None:
+        """Start (or restart) the hub process on the same port and database; wait until it answers."""
+        if self.hub is not None and self.hub.poll() is None:
+            raise PhdsError("the hub is already running")
+        self.hub = self._spawn(
+            "hub", "hub", "serve", "--db", self.db_url, "--port", str(self.port), extra_env=self.hub_env
+        )
         self._wait_for_hub()
-        for hospital in self.hospitals:
-            self._enrol(hospital)
-        for node in self.nodes.values():
-            node.process = self._spawn(
-                f"node-{node.hospital.name}", "node", "run", "--config", str(node.config)
-            )
+
+    def stop_hub(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Send *sig* to the hub and wait for it to exit (SIGKILL after *timeout*); its exit code."""
+        if self.hub is None:
+            raise PhdsError("the hub was never started")
+        return _stop_process(self.hub, sig, timeout)
+
+    def start_node(self, name: str) -> subprocess.Popen[bytes]:
+        """Start (or restart) the agent of hospital *name* with its existing config and credential."""
+        node = self.nodes[name]
+        if node.process is not None and node.process.poll() is None:
+            raise PhdsError(f"the node of {name} is already running")
+        node.process = self._spawn(
+            f"node-{name}", "node", "run", "--config", str(node.config), *self.node_args
+        )
+        return node.process
+
+    def wait_for_node(self, name: str, *, since: datetime | None = None, timeout: float = 60.0) -> None:
+        """Wait until the hub has seen the node of *name* call it (after *since*, when given).
+
+        The hub records ``last_seen_at`` at most every ``PHDS_HUB_TOKEN_TOUCH_SECONDS`` (60 s by default),
+        so waiting for a restarted node with *since* needs that setting at 0 in ``hub_env``."""
+        node = self.nodes[name]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if node.process is not None and node.process.poll() is not None:
+                raise PhdsError(f"the node of {name} exited; see {self.log_path(f'node-{name}')}")
+            seen = self._last_seen(name)
+            if seen is not None and (since is None or seen >= since):
+                return
+            time.sleep(0.1)
+        raise PhdsError(f"the node of {name} did not reach the hub within {timeout:.0f} s")
+
+    def _last_seen(self, name: str) -> datetime | None:
+        store = HubStore.open(self.db_url, migrate=False)
+        try:
+            with store.engine.connect() as con:
+                seen = con.execute(
+                    select(NodeRow.last_seen_at)
+                    .join(OrganisationRow, NodeRow.organisation_id == OrganisationRow.id)
+                    .where(OrganisationRow.name == name)
+                ).scalar_one_or_none()
+        finally:
+            store.close()
+        if seen is not None and seen.tzinfo is None:
+            seen = seen.replace(tzinfo=UTC)
+        return seen
+
+    def stop_node(self, name: str, sig: signal.Signals = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Send *sig* to the node of *name*, wait for it to exit (SIGKILL after *timeout*); its exit code."""
+        process = self.nodes[name].process
+        if process is None:
+            raise PhdsError(f"the node of {name} was never started")
+        return _stop_process(process, sig, timeout)
 
     def stop(self) -> None:
         """Stop the nodes, then the hub: SIGTERM, and SIGKILL for a process that does not exit."""
@@ -119,6 +216,7 @@ class LocalNetwork:
         for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
+                process.send_signal(signal.SIGCONT)  # a process paused with SIGSTOP must run to exit
         deadline = time.monotonic() + 10
         for process in processes:
             try:
@@ -129,7 +227,8 @@ class LocalNetwork:
 
     # -- pieces ----------------------------------------------------------------------------------------
 
-    def _env(self) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
+        """The environment of the network's processes (and of ``phds`` commands run against it)."""
         env = dict(os.environ)
         env.update(
             {
@@ -141,16 +240,24 @@ class LocalNetwork:
         )
         return env
 
-    def _spawn(self, log_name: str, *args: str) -> subprocess.Popen[bytes]:
-        log_file = (self._logs / f"{log_name}.log").open("ab")
-        return subprocess.Popen(
-            phds_command("--verbose", *args),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=self._env(),
-            cwd=self.workdir,
-        )
+    def log_path(self, log_name: str) -> Path:
+        """Where the output of process *log_name* (``hub``, ``node-<hospital>``) is appended."""
+        return self._logs / f"{log_name}.log"
+
+    def _spawn(
+        self, log_name: str, *args: str, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        env = self.env()
+        env.update(extra_env or {})
+        with self.log_path(log_name).open("ab") as log_file:
+            return subprocess.Popen(
+                phds_command("--verbose", *args),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.workdir,
+            )
 
     def _bootstrap(self) -> None:
         store = HubStore.open(self.db_url)
@@ -218,21 +325,19 @@ class LocalNetwork:
         finally:
             store.close()
 
-    def _enrol(self, hospital: DemoHospital) -> None:
+    def _enrol(self, hospital: DemoHospital) -> subprocess.Popen[bytes]:
+        """Start ``phds node enrol`` for *hospital* with a fresh one-time token."""
         node = self.nodes[hospital.name]
         node.folder.mkdir(parents=True, exist_ok=True)
         node.config.write_text(node_toml(hospital, self.hub_url), encoding="utf-8")
         token = self._enrolment_token(hospital.name)
-        done = subprocess.run(
+        return subprocess.Popen(
             phds_command("node", "enrol", "--config", str(node.config), "--token", token),
-            capture_output=True,
-            env=self._env(),
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=self.env(),
         )
-        if done.returncode != 0:
-            raise PhdsError(
-                f"enrolling {hospital.name} failed: {done.stderr.decode(errors='replace').strip()}"
-            )
 
     def _wait_for_hub(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -246,6 +351,17 @@ class LocalNetwork:
                 pass
             time.sleep(0.1)
         raise PhdsError(f"the hub did not answer within {timeout:.0f} s; see {self._logs / 'hub.log'}")
+
+
+def _stop_process(process: subprocess.Popen[bytes], sig: signal.Signals, timeout: float) -> int:
+    if process.poll() is None:
+        process.send_signal(sig)
+        process.send_signal(signal.SIGCONT)  # a process paused with SIGSTOP must run to act on it
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def node_toml(hospital: DemoHospital, hub_url: str) -> str:
@@ -274,7 +390,7 @@ def node_toml(hospital: DemoHospital, hub_url: str) -> str:
         "",
         "[[policy.rules]]",
         'name = "statistics and platform checks"',
-        'analyses = ["stats.*", "system.*"]',
+        'analyses = ["stats.*", "survival.*", "system.*"]',
         f'approval = "{hospital.approval}"',
         "",
     ]

@@ -52,6 +52,7 @@ class Notifier:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subscriptions: dict[Any, set[Subscription]] = {}
+        self.closed = False  # the hub is stopping: long polls answer at once
 
     @asynccontextmanager
     async def subscribe(self, key: Any) -> AsyncIterator[Subscription]:
@@ -59,6 +60,8 @@ class Notifier:
         subscription = Subscription(asyncio.get_running_loop())
         with self._lock:
             self._subscriptions.setdefault(key, set()).add(subscription)
+            if self.closed:
+                subscription.event.set()
         try:
             yield subscription
         finally:
@@ -75,6 +78,16 @@ class Notifier:
             targets = [s for key in keys for s in self._subscriptions.get(key, ())]
         for subscription in targets:
             subscription.signal()
+
+    def close(self) -> None:
+        """Wake every waiter, now and later: the hub is stopping, so long polls answer at once instead of
+        holding its graceful shutdown open (``phds hub serve`` calls it when SIGTERM/SIGINT arrives)."""
+        with self._lock:
+            self.closed = True
+            targets = [s for waiting in self._subscriptions.values() for s in waiting]
+        for subscription in targets:
+            if not subscription.loop.is_closed():
+                subscription.loop.call_soon_threadsafe(subscription.event.set)
 
     def waiting(self, key: Any) -> int:
         """How many waiters *key* has (for tests and diagnostics)."""

@@ -7,6 +7,9 @@
         result = study.results()           # waits on the hub's long poll
         print(result.to_frame())           # one row per hospital and a network total
 
+        fit = hub.glm("DIS_DIAB ~ GENDER + LAB_HDL", family="binomial", dataset="cnsim")
+        print(fit.summary())               # as R's summary(glm); fit.plot("forest.png") draws it
+
 Errors are :class:`phds.errors.PhdsError` subclasses, the same the hub raised.
 """
 
@@ -19,16 +22,24 @@ from phds.sdk.results import (
     StudyResult,
     Total,
 )
+from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
+from phds.sdk.results_stats import CoxResult, GlmResult, KmResult
 from phds.sdk.studyfile import load_study
 
 __all__ = [
     "Attribution",
+    "CharacterisationResult",
     "Client",
+    "CoxResult",
     "FeasibilityResult",
     "GenericResult",
+    "GlmResult",
+    "KmResult",
     "MeanVarianceResult",
     "Study",
     "StudyResult",
+    "SummaryResult",
+    "TableResult",
     "Total",
     "load_study",
 ]

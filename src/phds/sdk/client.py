@@ -25,6 +25,7 @@ from phds.protocol.catalogue import CatalogueEntry
 from phds.protocol.errors import ErrorBody
 from phds.protocol.studies import StudySpec, StudyView
 from phds.sdk.results import StudyResult, result_for
+from phds.sdk.stats_methods import StatsMethods
 from phds.sdk.studyfile import load_study, study_from_mapping
 
 log = logging.getLogger(__name__)
@@ -37,11 +38,13 @@ Progress = Callable[[StudyView], None]
 _FIELD_PREFIX = re.compile(r"^(?:.*?, )?field ([^\s:]+): ")
 
 
-class Client:
+class Client(StatsMethods):
     """A requester's connection to a hub: submit studies, follow them, fetch their results.
 
     ``transport`` is passed to :class:`httpx.Client` (for proxies, custom TLS, or an in-process hub).
-    Use as a context manager or call :meth:`close`.
+    Use as a context manager or call :meth:`close`. The statistics' one-call methods (:meth:`glm`,
+    :meth:`cox`, :meth:`km`, :meth:`summary`, :meth:`table`, :meth:`characterisation`) are in
+    :class:`~phds.sdk.stats_methods.StatsMethods`.
     """
 
     def __init__(

@@ -224,7 +224,10 @@ _TYPED: dict[str, type[StudyResult]] = {
 
 def result_for(study: StudyView) -> StudyResult:
     """The typed result of a finished study, by its analysis name; :class:`GenericResult` otherwise."""
-    return _TYPED.get(study.spec.analysis.name, GenericResult)(study)
+    from phds.sdk.results_descriptive import STATS_RESULTS  # late: it imports this module
+
+    name = study.spec.analysis.name
+    return _TYPED.get(name, STATS_RESULTS.get(name, GenericResult))(study)
 
 
 def _maybe_float(value: Any) -> float | None:

@@ -86,6 +86,6 @@ async def wait_for_study(
         while True:
             view = await anyio.to_thread.run_sync(_view, store, caller, study_id, sid)
             remaining = give_up - loop.time()
-            if view.version > after_version or remaining <= 0:
+            if view.version > after_version or remaining <= 0 or notifier.closed:
                 return view
             await subscription.wait(min(remaining, settings.poll_recheck_seconds))

@@ -44,7 +44,7 @@ async def my_tasks(
         while True:
             tasks = await anyio.to_thread.run_sync(runner.lease, caller.id, limit)
             remaining = give_up - loop.time()
-            if tasks or remaining <= 0:
+            if tasks or remaining <= 0 or notifier.closed:
                 return tasks
             woken = await subscription.wait(min(remaining, settings.poll_recheck_seconds))
             if not woken and await request.is_disconnected():
