@@ -32,7 +32,7 @@ from phds.errors import DisclosureRefused, InputError
 from phds.node.approvals import ApprovalStore
 from phds.node.audit import AuditLog, NodeDatabase
 from phds.node.config import NodeConfig
-from phds.node.gate import Gate, GateContext
+from phds.node.gate import Gate, GateContext, GateResult
 from phds.node.policy import CATEGORIES, Policy, TaskRequest
 from phds.node.sources import NodeData
 from phds.node.taskstore import TaskStore
@@ -196,14 +196,21 @@ def _run(task: Task, runtime: NodeRuntime) -> TaskResult:
     step = analysis.local(runtime.data, params, task.round, task.state)
     compute = step.compute_seconds or (time.perf_counter() - started)
     ctx = GateContext(task.study_id, task.id, task.requester.organisation, analysis.name)
-    released = runtime.gate.release(ctx, step.aggregates)
-    return TaskResult(
-        task_id=task.id,
-        status=ResultStatus.OK,
-        payload=released.payload,
-        compute_seconds=max(compute, 0.0),
-        audit_hash=released.audit_hash,
+
+    def answer(released: GateResult) -> TaskResult:
+        return TaskResult(
+            task_id=task.id,
+            status=ResultStatus.OK,
+            payload=released.payload,
+            compute_seconds=max(compute, 0.0),
+            audit_hash=released.audit_hash,
+        )
+
+    # The answer is stored in the same transaction as the value_released audit entry.
+    released = runtime.gate.release(
+        ctx, step.aggregates, on_release=lambda r: runtime.tasks.record(task.study_id, answer(r))
     )
+    return answer(released)
 
 
 def _source_name(analysis: Analysis[Any], params: Any, data: NodeData) -> str:

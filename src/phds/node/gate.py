@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import sqlite3
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -234,8 +234,19 @@ class Gate:
     def k(self) -> int:
         return self.policy.min_cell_count
 
-    def release(self, ctx: GateContext, aggregates: Sequence[Aggregate]) -> GateResult:
-        """Return what may leave; audit it first. Refusal audits an ``error`` and raises."""
+    def release(
+        self,
+        ctx: GateContext,
+        aggregates: Sequence[Aggregate],
+        *,
+        on_release: Callable[[GateResult], None] | None = None,
+    ) -> GateResult:
+        """Return what may leave; audit it first. Refusal audits an ``error`` and raises.
+
+        *on_release* runs inside the audit's transaction, so what it stores (the node's answer to the
+        task) commits together with the ``value_released`` entry or not at all: a node that crashes in
+        between can never release the same value twice.
+        """
         names = [a.name for a in aggregates]
         if len(set(names)) != len(names):
             raise InputError(f"aggregate names must be unique, got {names}", field="aggregates")
@@ -252,6 +263,9 @@ class Gate:
                 entry = self.audit.append(
                     "value_released", study_id=ctx.study_id, task_id=ctx.task_id, payload=payload
                 )
+                result = GateResult(entry.payload, notes, entry.seq, entry.hash)
+                if on_release is not None:
+                    on_release(result)
         except DisclosureRefused as exc:
             self.audit.append(
                 "error",
@@ -263,7 +277,7 @@ class Gate:
             raise
         except sqlite3.Error as exc:  # pragma: no cover - storage failure
             raise DisclosureRefused(f"nothing released: the node state database failed ({exc})") from exc
-        return GateResult(entry.payload, notes, entry.seq, entry.hash)
+        return result
 
     def _one(self, ctx: GateContext, agg: Aggregate, notes: list[GateNote]) -> dict[str, Any]:
         k, zero = self.k, self.policy.release_zero_counts
