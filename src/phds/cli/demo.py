@@ -45,10 +45,11 @@ def demo(
     from phds.demo import LocalNetwork
     from phds.demo.scenario import (
         default_cohort,
+        demo_spec,
         feasibility_table,
         hospital_from_argument,
         print_state,
-        run_study,
+        submit_and_wait,
     )
     from phds.omop.synth import generate
     from phds.sdk import FeasibilityResult
@@ -103,11 +104,11 @@ def demo(
             )
             err.print(f"[bold]3.[/] Submitting a feasibility study: {question}, by sex and ICH E11 age group")
             params = {"cohort": text, "breakdowns": ["sex", "age_group"]}
-            result = run_study(
+            title = f"Cohort {cohort.name}" if cohort else "Asthma and salbutamol in children aged 2-11"
+            analysis = {"name": "feasibility.count", "params": params}
+            result = submit_and_wait(
                 network,
-                {"name": "feasibility.count", "params": params},
-                title=f"Cohort {cohort.name}" if cohort else "Asthma and salbutamol in children aged 2-11",
-                service_type="feasibility",
+                demo_spec(analysis, network, title, service_type="feasibility"),
                 on_change=lambda view: print_state(err, view),
             )
             if not as_json:
@@ -142,16 +143,16 @@ def run_statistics(
     study: Path | None = None,
 ) -> StudyResult | None:
     """Run *study* (a file), or the demo's regression; print its summary, write its plot; its result."""
+    from phds.demo.scenario import demo_spec, submit_and_wait
     from phds.demo.studies import (
-        demo_spec,
         ground_truth_glm,
         ground_truth_lines,
         print_typed,
         rounds_printer,
         spec_for_demo,
-        submit_and_wait,
         tabular_glm,
     )
+    from phds.errors import Conflict
 
     if study is not None:
         err.print(f"[bold]3.[/] Submitting the study in {study}")
@@ -172,7 +173,11 @@ def run_statistics(
             f"[bold]3.[/] Submitting a regression over dataset {dataset!r}: {analysis['params']['formula']}"
         )
         spec = demo_spec(analysis, network, "Diabetes ~ sex × BMI + HDL (binomial GLM)")
-    result = submit_and_wait(network, spec, on_change=rounds_printer(err))
+    try:
+        result = submit_and_wait(network, spec, on_change=rounds_printer(err))
+    except Conflict as exc:  # the study ended without a result, e.g. every gate refused it
+        err.print(f"   no result: {exc.message}", highlight=False)
+        return None
     if not as_json:
         print_typed(Console(), result)
         if study is None and spec["analysis"]["params"]["table"].get("cohort"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -51,15 +51,10 @@ def hospital_from_argument(argument: str, workdir: Path, dataset: str) -> DemoHo
     )
 
 
-def run_study(
-    network: LocalNetwork,
-    analysis: dict[str, Any],
-    *,
-    title: str,
-    service_type: str,
-    on_change: Callable[[StudyView], None],
+def submit_and_wait(
+    network: LocalNetwork, spec: Mapping[str, Any], on_change: Callable[[StudyView], None]
 ) -> StudyResult:
-    """Submit a study to every hospital of *network*, approve it where a steward must, and wait."""
+    """Submit *spec*, approve it at each node whose steward must, and wait for its typed result."""
     approved: set[str] = set()
 
     def progress(view: StudyView) -> None:
@@ -69,18 +64,24 @@ def run_study(
                 approve_as_steward(network, status.hospital, view.id)
                 approved.add(status.hospital)
 
-    spec = {
+    with Client(network.hub_url, network.requester_token) as client:
+        study = client.submit(spec)
+        return client.results(study.id, wait=True, progress=progress)
+
+
+def demo_spec(
+    analysis: Mapping[str, Any], network: LocalNetwork, title: str, service_type: str = "analytical_study"
+) -> dict[str, Any]:
+    """A study of *analysis* at every demo hospital, as the demo's requester."""
+    return {
         "title": title,
         "purpose": "PHDS demo: what the network can answer without moving any patient's data",
         "organisation": REQUESTER_ORG,
         "service_type": service_type,
         "hospitals": [h.name for h in network.hospitals],
-        "analysis": analysis,
+        "analysis": dict(analysis),
         "deadline_seconds": 300,
     }
-    with Client(network.hub_url, network.requester_token) as client:
-        study = client.submit(spec)
-        return client.results(study.id, wait=True, progress=progress)
 
 
 def approve_as_steward(network: LocalNetwork, hospital: str, study_id: str) -> None:

@@ -16,10 +16,9 @@ from rich.console import Console
 
 from phds.analyses.omop_table import GROUND_TRUTH_TABLE
 from phds.demo.network import REQUESTER_ORG, LocalNetwork
-from phds.demo.scenario import approve_as_steward
 from phds.errors import InputError
 from phds.protocol.studies import HospitalState, StudyView
-from phds.sdk import Client, load_study
+from phds.sdk import load_study
 from phds.sdk.results import StudyResult
 
 GROUND_TRUTH_FORMULA = "admitted ~ age_years + male + bmi_sds + ics"
@@ -84,37 +83,6 @@ def _datasets(params: Mapping[str, Any]) -> set[str]:
         if isinstance(cohort, Mapping):
             found |= _datasets(cohort)
     return found
-
-
-def submit_and_wait(
-    network: LocalNetwork, spec: Mapping[str, Any], on_change: Callable[[StudyView], None]
-) -> StudyResult:
-    """Submit *spec*, approve it at each node whose steward must, and wait for its typed result."""
-    approved: set[str] = set()
-
-    def progress(view: StudyView) -> None:
-        on_change(view)
-        for status in view.hospitals:
-            if status.state == HospitalState.AWAITING_APPROVAL and status.hospital not in approved:
-                approve_as_steward(network, status.hospital, view.id)
-                approved.add(status.hospital)
-
-    with Client(network.hub_url, network.requester_token) as client:
-        study = client.submit(spec)
-        return client.results(study.id, wait=True, progress=progress)
-
-
-def demo_spec(analysis: Mapping[str, Any], network: LocalNetwork, title: str) -> dict[str, Any]:
-    """A study of *analysis* at every demo hospital, as the demo's requester."""
-    return {
-        "title": title,
-        "purpose": "PHDS demo: what the network can answer without moving any patient's data",
-        "organisation": REQUESTER_ORG,
-        "service_type": "analytical_study",
-        "hospitals": [h.name for h in network.hospitals],
-        "analysis": dict(analysis),
-        "deadline_seconds": 300,
-    }
 
 
 def print_typed(console: Console, result: StudyResult) -> None:
