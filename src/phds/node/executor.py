@@ -193,7 +193,11 @@ def _run(task: Task, runtime: NodeRuntime) -> TaskResult:
         },
     )
     started = time.perf_counter()
-    step = analysis.local(runtime.data, params, task.round, task.state)
+    try:
+        step = analysis.local(runtime.data, params, task.round, task.state)
+    except DisclosureRefused as exc:  # refused by the analysis's own rules, before the gate: audit it too
+        _audit_error(runtime, task, "disclosure_refused", exc.message)
+        raise
     compute = step.compute_seconds or (time.perf_counter() - started)
     ctx = GateContext(task.study_id, task.id, task.requester.organisation, analysis.name)
 
