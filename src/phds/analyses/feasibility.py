@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from phds.analyses.base import Analysis, Final, KnownConcepts, LocalStep, NextRound, released_values
-from phds.cohorts import CohortDefinition, builder_for, count_cohort, parse_cohort, validate_concepts
+from phds.cohorts import CohortDefinition, count_cohort_persons, parse_cohort, validate_concepts
 from phds.errors import InputError
 from phds.node.gate import Aggregate, BreakdownAggregate, CountAggregate
 from phds.node.sources import NodeData
@@ -80,10 +80,7 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
     ) -> LocalStep:
         store = data.omop(params.source)
         definition = params.definition()
-        counts = count_cohort(store, definition, breakdowns=params.breakdowns)
-        cohort = builder_for(store).table(definition)
-        ids = cohort.select("subject_id").distinct().to_pyarrow()["subject_id"]
-        persons = [int(p) for p in ids.to_pylist()]
+        counts, persons = count_cohort_persons(store, definition, breakdowns=params.breakdowns)
         aggregates: list[Aggregate] = [CountAggregate("persons", counts.total, cohort=persons)]
         for dim in params.breakdowns:
             aggregates.append(BreakdownAggregate(f"by_{dim}", counts.table(dim), cohort=persons))

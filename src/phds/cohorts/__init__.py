@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from phds.cohorts.build import BuiltCohort, CohortBuilder
 from phds.cohorts.circe import CohortDefinition, parse_cohort, validate_concepts
-from phds.cohorts.count import BREAKDOWNS, CohortCounts, CountCell, builder_for, count_cohort
+from phds.cohorts.count import (
+    BREAKDOWNS,
+    CohortCounts,
+    CountCell,
+    builder_for,
+    count_cohort,
+    count_cohort_persons,
+)
 from phds.cohorts.yaml_form import YamlCohort, compile_yaml
 
 __all__ = [
@@ -24,6 +31,7 @@ __all__ = [
     "builder_for",
     "compile_yaml",
     "count_cohort",
+    "count_cohort_persons",
     "parse_cohort",
     "validate_concepts",
 ]

@@ -23,7 +23,7 @@ from phds.errors import InputError, StoreError
 from phds.omop.store import CdmStore
 from phds.paediatrics.ich_e11 import AgeGroup, ibis_ich_e11_group
 
-__all__ = ["BREAKDOWNS", "CohortCounts", "CountCell", "builder_for", "count_cohort"]
+__all__ = ["BREAKDOWNS", "CohortCounts", "CountCell", "builder_for", "count_cohort", "count_cohort_persons"]
 
 Breakdown = Literal["sex", "age_group", "year"]
 BREAKDOWNS: tuple[Breakdown, ...] = ("sex", "age_group", "year")
@@ -80,6 +80,22 @@ def count_cohort(
     builder: CohortBuilder | None = None,
 ) -> CohortCounts:
     """Count distinct persons in ``definition`` on ``store``, with one-way (or crossed) breakdowns."""
+    counts, _ = count_cohort_persons(
+        store, definition, breakdowns=breakdowns, crosstab=crosstab, builder=builder
+    )
+    return counts
+
+
+def count_cohort_persons(
+    store: CdmStore,
+    definition: CohortDefinition,
+    *,
+    breakdowns: Sequence[Breakdown] = (),
+    crosstab: bool = False,
+    builder: CohortBuilder | None = None,
+) -> tuple[CohortCounts, list[int]]:
+    """:func:`count_cohort` and the cohort's person ids (for the gate's differencing guard; they never
+    leave the node), from one query returning each person's first entry with its dimensions."""
     dims: list[str] = list(dict.fromkeys(breakdowns))
     for i, dim in enumerate(dims):
         if dim not in BREAKDOWNS:
@@ -92,31 +108,36 @@ def count_cohort(
     cohort = builder.table(definition)
     cache_hit = builder.hits > hits_before
     try:
-        total = int(cohort.subject_id.nunique().to_pyarrow().as_py())
-        cells = _cells(store, cohort, dims, crosstab) if dims and total else []
+        persons = _first_entries(store, cohort, dims).to_pyarrow()
     except Exception as exc:  # e.g. the connection (and its scratch tables) went away: rebuild next time
         builder.clear()
         raise StoreError(f"counting cohort {definition.fingerprint[:12]}: {exc}") from exc
-    return CohortCounts(
+    ids = [int(p) for p in persons.column("subject_id").to_pylist()]
+    rows = (
+        [
+            dict(zip(dims, values, strict=True))
+            for values in zip(*(persons.column(d).to_pylist() for d in dims), strict=True)
+        ]
+        if dims
+        else []
+    )
+    counts = CohortCounts(
         fingerprint=definition.fingerprint,
-        total=total,
+        total=len(ids),
         breakdowns=list(dims),
         crosstab=crosstab and len(dims) > 1,
-        cells=cells,
+        cells=_cells(rows, dims, crosstab) if dims and ids else [],
         compute_seconds=time.perf_counter() - start,
         cache_hit=cache_hit,
     )
+    return counts, ids
 
 
-def _cells(store: CdmStore, cohort: Any, dims: list[str], crosstab: bool) -> list[CountCell]:
-    """One query crossing every dimension; one-way tables are its margins (a person is in one row)."""
-    firsts = _first_entries(store, cohort, dims)
-    crossed = firsts.group_by(dims).aggregate(n=firsts.subject_id.nunique()).to_pyarrow().to_pylist()
+def _cells(rows: list[dict[str, Any]], dims: list[str], crosstab: bool) -> list[CountCell]:
+    """Crossed or one-way cells from one row per person (so one-way tables are margins)."""
     cells: list[CountCell] = []
     for group in [dims] if crosstab else [[d] for d in dims]:
-        margin: Counter[tuple[str, ...]] = Counter()
-        for row in crossed:
-            margin[tuple(_label(row[d]) for d in group)] += int(row["n"])
+        margin: Counter[tuple[str, ...]] = Counter(tuple(_label(row[d]) for d in group) for row in rows)
         for key in sorted(margin, key=lambda k: [_rank(d, v) for d, v in zip(group, k, strict=True)]):
             cells.append(CountCell(dims=dict(zip(group, key, strict=True)), count=margin[key]))
     return cells

@@ -135,7 +135,9 @@ CREATE TABLE IF NOT EXISTS cohort_fingerprints (
 CREATE INDEX IF NOT EXISTS cohort_fingerprints_org ON cohort_fingerprints (requester_org, size);
 CREATE TABLE IF NOT EXISTS cohort_members (
     cohort_id INTEGER NOT NULL REFERENCES cohort_fingerprints (id), h BLOB NOT NULL,
-    PRIMARY KEY (cohort_id, h)) WITHOUT ROWID
+    PRIMARY KEY (cohort_id, h)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cohort_digests (
+    requester_org TEXT NOT NULL, digest BLOB NOT NULL, PRIMARY KEY (requester_org, digest)) WITHOUT ROWID
 """
 _HASH_BYTES = 16  # 128 bits: collisions among millions of persons are negligible (birthday bound 2^64)
 
@@ -163,6 +165,12 @@ class CohortFingerprints:
         hs = self.hashes(cohort)
         n = len(hs)
         con = self.db.con
+        # A cohort identical to one already passed for this organisation differs from every recorded
+        # cohort by 0 or ≥ threshold persons (each was checked against it), so it needs no join.
+        digest = hashlib.sha256(b"".join(sorted(hs))).digest()
+        key = (ctx.requester_org, digest)
+        if con.execute("SELECT 1 FROM cohort_digests WHERE requester_org = ? AND digest = ?", key).fetchone():
+            return
         con.execute("CREATE TEMP TABLE IF NOT EXISTS new_cohort (h BLOB PRIMARY KEY)")
         con.execute("DELETE FROM new_cohort")
         con.executemany("INSERT INTO new_cohort VALUES (?)", ((h,) for h in hs))
@@ -189,6 +197,7 @@ class CohortFingerprints:
                 )
             same = same or diff == 0
         con.execute("DELETE FROM new_cohort")
+        con.execute("INSERT INTO cohort_digests VALUES (?, ?)", key)
         if same or n == 0:
             return
         cur = con.execute(
@@ -229,6 +238,7 @@ class Gate:
         self.policy = policy
         self.audit = audit
         self.fingerprints = CohortFingerprints(audit.db)
+        self._guarded: set[int] = set()  # cohorts (by identity) already guarded in the current release
 
     @property
     def k(self) -> int:
@@ -247,6 +257,7 @@ class Gate:
         task) commits together with the ``value_released`` entry or not at all: a node that crashes in
         between can never release the same value twice.
         """
+        self._guarded = set()
         names = [a.name for a in aggregates]
         if len(set(names)) != len(names):
             raise InputError(f"aggregate names must be unique, got {names}", field="aggregates")
@@ -331,9 +342,13 @@ class Gate:
     def _guard(self, ctx: GateContext, name: str, value: int, cohort: Collection[PersonId] | None) -> None:
         if cohort is None or not self.policy.differencing_guard:
             return
-        if len(set(cohort)) != value:
-            raise InputError(f"{name}: cohort has {len(set(cohort))} persons but the count is {value}")
+        persons = len(set(cohort))
+        if persons != value:
+            raise InputError(f"{name}: cohort has {persons} persons but the count is {value}")
+        if id(cohort) in self._guarded:
+            return
         self.fingerprints.check_and_record(ctx, name, cohort, self.k)
+        self._guarded.add(id(cohort))
 
 
 __all__ = [
