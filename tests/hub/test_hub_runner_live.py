@@ -115,3 +115,29 @@ def test_an_idle_long_poll_rechecks_and_returns_empty(
     assert network.poll("h1", wait=0.05) == []
     notifier: Notifier = network.client.app.state.notifier
     assert notifier.waiting(network.node_ids["h1"]) == 0, "the subscription ends with the poll"
+
+
+def test_a_final_wait_skips_intermediate_changes(
+    network: Any, portal: anyio.from_thread.BlockingPortal
+) -> None:
+    """With ``final``, the long poll does not answer when one of two hospitals answers, only at the end."""
+    notifier: Notifier = network.client.app.state.notifier
+    study = network.submit(study_spec("uni-a", ["h1", "h2"]))
+    url = f"/api/v1/studies/{study['id']}/wait"
+    params = {"after_version": study["version"], "timeout": 60, "final": True}
+    pending = network.client.start("GET", url, token=network.tokens["requester"], params=params)
+    until(portal, lambda: notifier.waiting(uuid.UUID(study["id"])) == 1)
+    network.answer("h1", network.poll("h1")[0], payload=NOOP)
+    until(
+        portal,
+        lambda: (
+            network.client.get(f"/api/v1/studies/{study['id']}", token=network.tokens["requester"]).json()[
+                "version"
+            ]
+            > study["version"]
+        ),
+    )
+    portal.call(anyio.sleep, 0.2)  # give a wrongly woken poll the chance to answer
+    assert not pending.done(), "h2 has not answered: the study is not final"
+    network.answer("h2", network.poll("h2")[0], payload=NOOP)
+    assert pending.result(timeout=60).json()["state"] == "completed"

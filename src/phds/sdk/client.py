@@ -113,7 +113,13 @@ class Client(StatsMethods):
                 self._request(
                     "GET",
                     f"/studies/{_id(study_id)}/wait",
-                    params={"after_version": view.version, "timeout": round(poll, 3)},
+                    # Without a progress callback, intermediate changes are of no use: ask the hub
+                    # to answer only when the study has finished.
+                    params={
+                        "after_version": view.version,
+                        "timeout": round(poll, 3),
+                        "final": progress is None,
+                    },
                     timeout=poll + self.timeout,
                 )
             )

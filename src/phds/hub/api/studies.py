@@ -77,8 +77,12 @@ async def wait_for_study(
     notifier: Notifications,
     after_version: Annotated[int, Query(ge=0, description="Return once the version exceeds this")] = 0,
     timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait at most")] = 30.0,
+    final: Annotated[
+        bool, Query(description="Return only once the study is in a final state (or at the timeout)")
+    ] = False,
 ) -> StudyView:
-    """Long poll: the study as soon as its ``version`` exceeds ``after_version``, else after ``timeout``."""
+    """Long poll: the study as soon as its ``version`` exceeds ``after_version`` (and, with ``final``, it
+    has finished), else after ``timeout``."""
     sid = study_id_of(study_id)
     loop = asyncio.get_running_loop()
     give_up = loop.time() + timeout
@@ -86,6 +90,7 @@ async def wait_for_study(
         while True:
             view = await anyio.to_thread.run_sync(_view, store, caller, study_id, sid)
             remaining = give_up - loop.time()
-            if view.version > after_version or remaining <= 0 or notifier.closed:
+            changed = view.version > after_version and (not final or view.state.is_final)
+            if changed or remaining <= 0 or notifier.closed:
                 return view
             await subscription.wait(min(remaining, settings.poll_recheck_seconds))
