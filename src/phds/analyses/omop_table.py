@@ -44,7 +44,7 @@ from phds.cohorts.circe import canonical_json
 from phds.errors import StoreError
 from phds.omop.store import CdmStore
 from phds.omop.vocabulary import concepts as c
-from phds.paediatrics.age import ibis_age_days, ibis_age_months, ibis_age_years
+from phds.paediatrics.age import ibis_age_days, ibis_age_months, ibis_age_years, ibis_birth_date
 from phds.paediatrics.growth import sds_from_value
 from phds.paediatrics.ich_e11 import ibis_ich_e11_group
 
@@ -189,7 +189,9 @@ def _expression(store: CdmStore, cohort: Any, spec: TableSpec) -> Any:
     else:
         keys = cohort.select("subject_id", idx=cohort.cohort_start_date).distinct()
     person = store.table("person")
-    people = person.select(pid=person.person_id, gender=person.gender_concept_id, birth=_birth_date(person))
+    people = person.select(
+        pid=person.person_id, gender=person.gender_concept_id, birth=ibis_birth_date(person)
+    )
     base = keys.left_join(people, keys.subject_id == people.pid).select(
         "subject_id", "idx", "gender", "birth"
     )
@@ -205,18 +207,6 @@ def _expression(store: CdmStore, cohort: Any, spec: TableSpec) -> Any:
     ages = [f"a{i}" for i, cv in enumerate(spec.covariates) if isinstance(cv, MeasurementCovariate)]
     ordered = table.mutate(**columns).order_by(_KEYS)
     return ordered.select("subject_id", ordered.gender.cast("int64").name("gender"), *ages, *columns)
-
-
-def _birth_date(person: Any) -> Any:
-    """birth_datetime when recorded, else year/month/day of birth (a missing month or day: the 1st)."""
-    import ibis
-
-    parts = ibis.date(
-        person.year_of_birth.cast("int32"),
-        person.month_of_birth.fill_null(1).cast("int32"),
-        person.day_of_birth.fill_null(1).cast("int32"),
-    )
-    return person.birth_datetime.date().coalesce(parts)
 
 
 def _finish(t: Any, covariate: Any, i: int) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from phds.cohorts.build import CohortBuilder
 from phds.cohorts.circe import CohortDefinition
 from phds.errors import InputError, StoreError
 from phds.omop.store import CdmStore
+from phds.paediatrics.age import ibis_birth_date
 from phds.paediatrics.ich_e11 import AgeGroup, ibis_ich_e11_group
 
 __all__ = ["BREAKDOWNS", "CohortCounts", "CountCell", "builder_for", "count_cohort", "count_cohort_persons"]
@@ -174,20 +175,8 @@ def _first_entries(store: CdmStore, cohort: Any, dims: Sequence[str]) -> Any:
             else_="other",
         )
     if "age_group" in dims:
-        group = ibis_ich_e11_group(_birth_date(joined), joined.index_date)
+        group = ibis_ich_e11_group(ibis_birth_date(joined), joined.index_date)
         columns["age_group"] = group.fill_null(UNKNOWN)
     if "year" in dims:
         columns["year"] = joined.index_date.year().cast("string")
     return joined.select(**columns)
-
-
-def _birth_date(person: Any) -> Any:
-    """birth_datetime when recorded, else year/month/day of birth (missing month or day: the 1st)."""
-    import ibis
-
-    from_parts = ibis.date(
-        person.year_of_birth.cast("int32"),
-        person.month_of_birth.fill_null(1).cast("int32"),
-        person.day_of_birth.fill_null(1).cast("int32"),
-    )
-    return person.birth_datetime.date().coalesce(from_parts)

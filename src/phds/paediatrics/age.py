@@ -152,3 +152,16 @@ def ibis_age_years(birth_expr: Any, at_expr: Any) -> Any:
     """Completed years (same rule as :func:`age_in_years`); NULL when at < birth."""
     months = ibis_age_months(birth_expr, at_expr)
     return (months // 12).cast("int64")
+
+
+def ibis_birth_date(person: Any) -> Any:
+    """An OMOP person's birth date: ``birth_datetime`` when recorded, else year/month/day of birth
+    (a missing month or day counts as the 1st)."""
+    import ibis
+
+    from_parts = ibis.date(
+        person.year_of_birth.cast("int32"),
+        person.month_of_birth.fill_null(1).cast("int32"),
+        person.day_of_birth.fill_null(1).cast("int32"),
+    )
+    return person.birth_datetime.date().coalesce(from_parts)
