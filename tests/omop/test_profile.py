@@ -23,22 +23,6 @@ from phds.omop.store import CdmStore, open_store
 END = date(2024, 6, 30)
 
 
-def real_store_url(shared_data: Path, base: Path, sample: str) -> str:
-    """The sample loaded once per session into a DuckDB file (shared with test_quality.py)."""
-    path = base / "phds-real-cdm" / f"{sample}.duckdb"
-    if not path.exists():
-        with open_store(f"duckdb:///{path}.partial") as store:
-            load_cdm(shared_data / "omop" / sample, store)
-        Path(f"{path}.partial").rename(path)
-    return f"duckdb:///{path}"
-
-
-@pytest.fixture(scope="session")
-def real(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    base = tmp_path_factory.getbasetemp()
-    return lambda sample: real_store_url(shared_data, base, sample)
-
-
 def person(pid: int, sex: int, born: date) -> dict[str, Any]:
     return {
         "person_id": pid,
