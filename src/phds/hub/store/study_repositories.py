@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from phds.hub.store.models import NodeRow, OrganisationRow
 from phds.hub.store.study_models import (
@@ -24,6 +24,10 @@ from phds.hub.store.study_models import (
     StudyTargetRow,
     TaskRow,
 )
+
+#: Load a task without joining its study (and the study's targets) again: the runner already holds the
+#: locked study, and re-reading it for every task made each result O(hospitals) in ORM work.
+_TASK_ONLY = (lazyload(TaskRow.study), lazyload(TaskRow.organisation))
 
 
 class StudyRepo:
@@ -102,7 +106,7 @@ class TaskRepo:
 
     def get(self, task_id: uuid.UUID, *, fresh: bool = False) -> TaskRow | None:
         """The task; ``fresh`` re-reads it (after its study was locked)."""
-        query = select(TaskRow).where(TaskRow.id == task_id)
+        query = select(TaskRow).where(TaskRow.id == task_id).options(*_TASK_ONLY)
         if fresh:
             query = query.execution_options(populate_existing=True)
         return self.session.scalars(query).unique().first()
@@ -137,7 +141,7 @@ class TaskRepo:
         return rows
 
     def of_study(self, study_id: uuid.UUID, *, round_no: int | None = None) -> list[TaskRow]:
-        query = select(TaskRow).where(TaskRow.study_id == study_id)
+        query = select(TaskRow).where(TaskRow.study_id == study_id).options(*_TASK_ONLY)
         if round_no is not None:
             query = query.where(TaskRow.round == round_no)
         return list(self.session.scalars(query.order_by(TaskRow.created_at)).unique())
