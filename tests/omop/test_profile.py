@@ -8,7 +8,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from pydantic import TypeAdapter, ValidationError
 from typer.testing import CliRunner
@@ -20,19 +19,9 @@ from phds.omop.profile_model import CellCount, DatasetProfile, Suppressed, discl
 from phds.omop.schema import table_spec
 from phds.omop.store import CdmStore, open_store
 
+from .conftest import fill, person
+
 END = date(2024, 6, 30)
-
-
-def person(pid: int, sex: int, born: date) -> dict[str, Any]:
-    return {
-        "person_id": pid,
-        "gender_concept_id": sex,
-        "year_of_birth": born.year,
-        "month_of_birth": born.month,
-        "day_of_birth": born.day,
-        "race_concept_id": 0,
-        "ethnicity_concept_id": 0,
-    }
 
 
 def period(pid: int, start: date, end: date = END) -> dict[str, Any]:
@@ -67,10 +56,6 @@ def concept(cid: int, name: str) -> dict[str, Any]:
         "valid_start_date": date(1970, 1, 1),
         "valid_end_date": date(2099, 12, 31),
     }
-
-
-def fill(store: CdmStore, table: str, rows: list[dict[str, Any]]) -> None:
-    store.append_arrow(table, pa.Table.from_pylist(rows))
 
 
 @pytest.fixture

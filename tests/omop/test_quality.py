@@ -10,7 +10,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -19,6 +18,8 @@ from phds.omop.load import load_cdm
 from phds.omop.quality import CheckResult, run_checks, summary
 from phds.omop.schema import table_spec
 from phds.omop.store import CdmStore, open_store
+
+from .conftest import fill, person
 
 
 @pytest.fixture(scope="session")
@@ -32,22 +33,6 @@ def real_checks(real: Any) -> Any:
         return cache[sample]
 
     return get
-
-
-def fill(store: CdmStore, table: str, rows: list[dict[str, Any]]) -> None:
-    store.append_arrow(table, pa.Table.from_pylist(rows))
-
-
-def person(pid: int, sex: int, born: date) -> dict[str, Any]:
-    return {
-        "person_id": pid,
-        "gender_concept_id": sex,
-        "year_of_birth": born.year,
-        "month_of_birth": born.month,
-        "day_of_birth": born.day,
-        "race_concept_id": 0,
-        "ethnicity_concept_id": 0,
-    }
 
 
 def visit(
