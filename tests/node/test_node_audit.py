@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from phds.errors import InputError, StoreError
-from phds.node.audit import GENESIS_HASH, AuditLog, NodeDatabase, canonical_json, entry_hash
+from phds.node.audit import GENESIS_HASH, AuditLog, NodeDatabase, entry_hash
+from phds.protocol.canonical import canonical_json
 
 
 def _fill(audit: AuditLog, n: int = 5) -> None:

@@ -43,9 +43,9 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from phds.cohorts import CohortDefinition, parse_cohort, validate_concepts
-from phds.cohorts.circe import canonical_json
 from phds.errors import InputError
 from phds.omop.vocabulary import concepts as c
+from phds.protocol.canonical import canonical_json
 
 if TYPE_CHECKING:
     from phds.analyses.base import KnownConcepts

@@ -40,13 +40,13 @@ from phds.analyses.omop_covariates import (
     cohort_definition,
 )
 from phds.cohorts import builder_for
-from phds.cohorts.circe import canonical_json
 from phds.errors import StoreError
 from phds.omop.store import CdmStore
 from phds.omop.vocabulary import concepts as c
 from phds.paediatrics.age import ibis_age_days, ibis_age_months, ibis_age_years, ibis_birth_date
 from phds.paediatrics.growth import sds_from_value
 from phds.paediatrics.ich_e11 import ibis_ich_e11_group
+from phds.protocol.canonical import canonical_json
 
 if TYPE_CHECKING:
     from phds.analyses.tables import TableSpec

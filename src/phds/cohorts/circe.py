@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
 from phds.cohorts.subset import CheckResult, check_expression
 from phds.errors import InputError, PayloadTooLarge
+from phds.protocol.canonical import canonical_json
 
-__all__ = ["CohortDefinition", "canonical_json", "definition_from_json", "parse_cohort", "validate_concepts"]
+__all__ = ["CohortDefinition", "definition_from_json", "parse_cohort", "validate_concepts"]
 
 #: Large ATLAS exports (thousands of concepts) stay well below this.
 MAX_DEFINITION_CHARS = 5_000_000
@@ -61,11 +62,6 @@ class CohortDefinition(BaseModel):
     def concept_ids(self) -> set[int]:
         """Every concept id referred to: concept-set items and attribute filters (e.g. Gender)."""
         return set(self._checked.concept_ids)
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no whitespace, ASCII: equal JSON values give equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def parse_cohort(text: str, *, filename: str | None = None) -> CohortDefinition:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from phds.errors import InputError, StoreError
+from phds.protocol.canonical import canonical_json
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +108,6 @@ class NodeDatabase:
 
     def close(self) -> None:
         self.con.close()
-
-
-def canonical_json(obj: Any) -> str:
-    """Sorted keys, no spaces, no NaN: the exact text that is hashed."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -298,6 +294,5 @@ __all__ = [
     "AuditLog",
     "NodeDatabase",
     "VerifyReport",
-    "canonical_json",
     "entry_hash",
 ]
