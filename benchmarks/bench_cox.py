@@ -7,9 +7,10 @@ on weeks 1..52, the rest are censored at week 52. Every week then holds ≥ 5 ev
 persons at every hospital, in each level of b1 and b2, so the unstratified mode's bins are single weeks
 and both modes are exact. (Whole days are not: late days hold fewer than 5 events, and nodes merge them.)
 
-Hospitals are in process, each with its own tabular source (its CSV loaded into the node's DuckDB
-before timing, as lifelines gets its DataFrame before timing), policy (minimum cell count 5), gate and
-audit log (``node.db``), run one after another as the hub's runner would drive them. Figures: median
+Hospitals are in process as real node runtimes (``phds.analyses.testing.Federation``), each with its own
+tabular source (its CSV loaded into the node's DuckDB before timing, as lifelines gets its DataFrame
+before timing), policy (minimum cell count 5), gate and audit log (``node.db``), run one after another
+as the hub's runner would drive them. Figures: median
 end-to-end federated time against median lifelines time (the ratio); the platform overhead, which is
 end-to-end minus the node compute each node measured (here nodes run in turn, so all of it); and the
 max absolute differences from lifelines (fitted with ``precision=1e-12``) in coefficients, SEs and
@@ -30,12 +31,7 @@ import pandas as pd
 from lifelines import CoxPHFitter
 
 from benchmarks.common import write_result
-from phds.analyses import Final, NextRound
-from phds.analyses.cox import CoxPH
-from phds.node.audit import AuditLog, NodeDatabase
-from phds.node.gate import Gate, GateContext
-from phds.node.policy import Policy
-from phds.node.sources import NodeData
+from phds.analyses.testing import Federation
 
 HOSPITALS, ROWS = 5, 100_000
 BETA = np.array([0.5, -0.4, 0.2, 0.3, 0.03])
@@ -44,13 +40,13 @@ REPEATS = int(os.environ.get("PHDS_BENCH_COX_REPEATS", "3"))
 TIGHT = {"precision": 1e-12, "r_precision": 1e-15}
 
 
-def dataset() -> list[Path]:
+def dataset(folder: Path | None = None) -> list[Path]:
     """The cached hospital files, simulated on first use."""
-    folder = Path(tempfile.gettempdir()) / "phds-bench-cox"
+    folder = folder or Path(tempfile.gettempdir()) / "phds-bench-cox"
     paths = [folder / f"hospital{i}.csv" for i in range(1, HOSPITALS + 1)]
     if all(p.exists() for p in paths):
         return paths
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(2026)
     for path in paths:
         x = np.column_stack([rng.normal(size=ROWS), rng.normal(size=ROWS), rng.binomial(1, 0.4, ROWS),
@@ -66,39 +62,22 @@ def dataset() -> list[Path]:
 
 
 def federated(paths: list[Path], stratified: bool, workdir: Path) -> tuple[float, float, dict[str, Any]]:
-    """(end-to-end seconds, node compute seconds, result) of one federated fit."""
-    analysis = CoxPH()
-    hospitals = []
-    for i, path in enumerate(paths):
-        db = NodeDatabase(workdir / f"h{i}-{time.perf_counter_ns()}" / "node.db")
-        hospitals.append(
-            (f"h{i}", NodeData({}, {"surv": path}), Gate(Policy(min_cell_count=5), AuditLog(db)), db)
-        )
-    for _, data, _, _ in hospitals:
-        data.tabular("surv")  # loaded before timing, as lifelines gets its DataFrame before timing
-    raw = {"table": {"dataset": "surv"}, "duration": "weeks", "event": "died", "covariates": COVARIATES,
-           "stratified_by_hospital": stratified}  # fmt: skip
-    start, compute = time.perf_counter(), 0.0
-    params = analysis.parse_params(raw)
-    state: dict[str, Any] = {}
-    try:
-        for round_no in range(1, 50):
-            released = {}
-            for name, data, gate, _ in hospitals:
-                step = analysis.local(data, params, round_no, state)
-                compute += step.compute_seconds
-                ctx = GateContext("bench", f"{name}-{round_no}", "bench-org", analysis.name)
-                released[name] = gate.release(ctx, step.aggregates).payload
-            outcome = analysis.combine(params, round_no, state, released)
-            if isinstance(outcome, Final):
-                return time.perf_counter() - start, compute, outcome.result
-            assert isinstance(outcome, NextRound)
-            state = outcome.state
-    finally:
-        for _, data, _, db in hospitals:
-            data.close()
-            db.close()
-    raise RuntimeError("no convergence")
+    """(end-to-end seconds, node compute seconds, result) of one federated fit over real node runtimes."""
+    folder = workdir / f"fed-{time.perf_counter_ns()}"
+    with Federation({f"h{i}": {"surv": p} for i, p in enumerate(paths)}, folder=folder) as network:
+        for runtime in network.runtimes.values():
+            runtime.data.tabular(
+                "surv"
+            )  # loaded before timing, as lifelines gets its DataFrame before timing
+        raw = {"table": {"dataset": "surv"}, "duration": "weeks", "event": "died", "covariates": COVARIATES,
+               "stratified_by_hospital": stratified}  # fmt: skip
+        start = time.perf_counter()
+        run = network.run("survival.cox", raw)
+        elapsed = time.perf_counter() - start
+    if run.result is None:
+        raise RuntimeError(f"the Cox fit did not finish: {run.error}; refused: {run.refused}")
+    compute = sum(sum(t.compute.values()) for t in run.timings)
+    return elapsed, compute, run.result
 
 
 def main() -> dict[str, Any]:

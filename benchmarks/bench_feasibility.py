@@ -189,7 +189,7 @@ def federated_timings(
     demo = [DemoHospital(h.slug, h.name, omop_url=f"duckdb:///{h.path}") for h in hospitals]
     params = {"cohort": cohort, "breakdowns": breakdowns}
     totals: set[int] = set()
-    with LocalNetwork(workdir, demo) as network, Client(network.hub_url, network.requester_token) as client:
+    with LocalNetwork(workdir, demo) as network, network.client() as client:
         spec = study_spec(
             [h.slug for h in hospitals],
             "feasibility.count",

@@ -1,10 +1,10 @@
 """Federated binomial GLM: 5 hospitals × 200,000 rows, 10 covariates, against statsmodels pooled.
 
 Data: simulated with a known β (9 numeric covariates, one of them 0/1, and a 3-level factor) into one
-Parquet file per hospital, cached in ``$TMPDIR/phds_bench_glm``. Hospitals run in process with real
-node data sources (DuckDB), gates and audit logs; the runner's loop is driven here, and each payload is
-passed through JSON as on the wire. Per round we time every node's local step and gate and the hub's
-combine. Figures (medians of ``PHDS_BENCH_GLM_REPEATS`` runs, default 3):
+Parquet file per hospital, cached in ``$TMPDIR/phds_bench_glm``. Hospitals run in process as real node
+runtimes (``phds.analyses.testing.Federation``: policy, gate with its design checks and overlap guard,
+audit log, signed envelopes); per round we time every node's whole answer and its analysis's own
+compute, and the hub's combine. Figures (medians of ``PHDS_BENCH_GLM_REPEATS`` runs, default 3):
 
 * ``per_iteration_overhead_ms``: per IRLS round, the round's parallel-equivalent time (slowest node's
   local step + gate + JSON hop, then the hub's combine) minus the slowest node's own compute. In process
@@ -40,11 +40,7 @@ import pandas as pd
 
 from benchmarks.common import timed, write_result
 from phds.analyses import Final, glm_design
-from phds.analyses.glm import Glm
-from phds.node.audit import AuditLog, NodeDatabase
-from phds.node.gate import Gate, GateContext
-from phds.node.policy import Policy
-from phds.node.sources import NodeData
+from phds.analyses.testing import Federation
 
 HOSPITALS = 5
 ROWS = 200_000
@@ -73,54 +69,36 @@ def simulate(folder: Path) -> list[Path]:
     return paths
 
 
-class Node:
-    """One in-process hospital: data, gate and audit log."""
-
-    def __init__(self, name: str, path: Path, work: Path) -> None:
-        self.name = name
-        self.db = NodeDatabase(work / name / "node.db")
-        self.gate = Gate(Policy(min_cell_count=5), AuditLog(self.db))
-        self.data = NodeData({}, {"sim": path})
-
-    def close(self) -> None:
-        self.data.close()
-        self.db.close()
+def federation(paths: list[Path], folder: Path) -> Federation:
+    """Real node runtimes (policy, gate, overlap guard, audit log, memory) over the simulated hospitals."""
+    return Federation({f"h{i}": {"sim": p} for i, p in enumerate(paths, 1)}, folder=folder)
 
 
-def run_study(nodes: list[Node]) -> dict[str, Any]:
-    """Drive the study; time each node's compute and gate, the JSON hops and the hub's combine."""
+def run_study(network: Federation) -> dict[str, Any]:
+    """Drive the study through the real node path; time each node's answer and compute and the combine."""
     glm_design._cache.clear()
-    analysis = Glm()
-    params = analysis.parse_params({"table": {"dataset": "sim"}, "formula": FORMULA, "family": "binomial"})
-    state: dict[str, Any] = {}
-    rounds: list[dict[str, float]] = []
     start = time.perf_counter()
-    for round_no in range(1, 60):
-        compute, node_total, released = [], [], {}
-        for node in nodes:
-            t0 = time.perf_counter()
-            step = analysis.local(node.data, params, round_no, json.loads(json.dumps(state)))
-            ctx = GateContext("bench", f"{node.name}-{round_no}", "acme", analysis.name)
-            payload = node.gate.release(ctx, step.aggregates).payload
-            released[node.name] = json.loads(json.dumps(payload))
-            node_total.append(time.perf_counter() - t0)
-            compute.append(step.compute_seconds)
-        t0 = time.perf_counter()
-        outcome = analysis.combine(params, round_no, json.loads(json.dumps(state)), released)
-        hub = time.perf_counter() - t0
-        # Nodes run in parallel on a network: the round lasts as long as its slowest node, then the hub.
-        rounds.append(
-            {
-                "max_compute": max(compute),
-                "sum_compute": sum(compute),
-                "parallel": max(node_total) + hub,
-                "gates_and_hub": sum(node_total) - sum(compute) + hub,
-            }
-        )
-        if isinstance(outcome, Final):
-            break
-        state = outcome.state
+    params = {
+        "table": {"dataset": "sim"},
+        "formula": FORMULA,
+        "family": "binomial",
+        "levels": {"g": ["a", "b", "c"]},
+    }
+    run = network.run("stats.glm", params)
     serial = time.perf_counter() - start
+    if run.result is None:
+        raise RuntimeError(f"the GLM did not finish: {run.error}; refused: {run.refused}")
+    outcome = Final(run.result)
+    # Nodes run in parallel on a network: the round lasts as long as its slowest node, then the hub.
+    rounds = [
+        {
+            "max_compute": max(t.compute.values()),
+            "sum_compute": sum(t.compute.values()),
+            "parallel": max(t.answers.values()) + t.combine,
+            "gates_and_hub": sum(t.answers.values()) - sum(t.compute.values()) + t.combine,
+        }
+        for t in run.timings
+    ]
     irls = rounds[1:]
     return {
         "result": outcome.result,
@@ -162,11 +140,9 @@ def main() -> dict[str, Any]:
     cold, warm = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(REPEATS):
-            nodes = [Node(f"h{i}-{rep}", p, Path(tmp)) for i, p in enumerate(paths, 1)]
-            cold.append(run_study(nodes))
-            warm.append(run_study(nodes))
-            for node in nodes:
-                node.close()
+            with federation(paths, Path(tmp) / f"rep{rep}") as network:
+                cold.append(run_study(network))
+                warm.append(run_study(network))
     accuracy = compare(warm[-1]["result"], ref)
 
     def med(runs: list[dict[str, Any]], key: str) -> float:
@@ -214,19 +190,23 @@ def network_run(paths: list[Path], pooled_seconds: float, ref: Any) -> dict[str,
     from phds.hub.store import HubStore
     from phds.hub.store.models import OrganisationRow
     from phds.hub.store.study_models import ResultRow, TaskRow
-    from phds.sdk import Client
 
     if "stats.glm" not in available_analyses():
         return {"skipped": "stats.glm is not registered in phds.analyses.registry"}
     demo = [
         DemoHospital(f"hospital-{i}", f"Hospital {i}", tabular={"sim": p}) for i, p in enumerate(paths, 1)
     ]
-    params = {"table": {"dataset": "sim"}, "formula": FORMULA, "family": "binomial"}
+    params = {
+        "table": {"dataset": "sim"},
+        "formula": FORMULA,
+        "family": "binomial",
+        "levels": {"g": ["a", "b", "c"]},
+    }
     runs: list[tuple[str, float, dict[str, Any]]] = []
     with (
         tempfile.TemporaryDirectory() as tmp,
         LocalNetwork(Path(tmp), demo) as network,
-        Client(network.hub_url, network.requester_token) as client,
+        network.client() as client,
     ):
         names = [h.name for h in demo]
         for rep in range(REPEATS + 1):  # the first run loads each node's file into its DuckDB

@@ -29,7 +29,6 @@ from benchmarks.federation import (
     timed_study,
 )
 from phds.demo.network import DemoHospital, LocalNetwork
-from phds.sdk import Client
 
 TARGET_MS = 50.0
 
@@ -40,7 +39,7 @@ def measure_network(workdir: Path, nodes: int, *, repeats: int, warmup: int) -> 
     load_before = load_average()
     with (
         LocalNetwork(workdir, hospitals) as network,
-        Client(network.hub_url, network.requester_token) as client,
+        network.client() as client,
     ):
         spec = study_spec(
             [h.name for h in hospitals], "system.noop", {}, service_type="feasibility", title="no-op"

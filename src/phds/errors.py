@@ -10,6 +10,7 @@ the hub answers with and the exit code the CLI ends with, so both map errors in 
     │   └── PayloadTooLarge        413 / exit 2   a request body or document larger than allowed
     ├── StoreError                 503 / exit 3   a database is unreachable or refused an operation
     ├── AuthenticationError        401 / exit 4   missing, wrong, expired or revoked credential
+    │   └── SignatureInvalid       401 / exit 4   a forged, altered, expired or revoked signature
     ├── PermissionDenied           403 / exit 4   authenticated, but not allowed to do this
     ├── NotFound                   404 / exit 5   no such object (or not visible to the caller)
     ├── Conflict                   409 / exit 6   the object is in a state that forbids the operation
@@ -89,6 +90,10 @@ class AuthenticationError(PhdsError):
 
     http_status = 401
     exit_code = 4
+
+
+class SignatureInvalid(AuthenticationError):
+    """A signature, attestation or signed envelope does not verify; the message says why."""
 
 
 class PermissionDenied(PhdsError):

@@ -21,12 +21,17 @@ from phds.analyses.cox import CoxPH
 from phds.analyses.cox_bins import bin_of, grid_index
 from phds.errors import DisclosureRefused
 
-from .conftest import Hospital, run_rounds
+from .conftest import Hospital, run_rounds, run_until_refused
 
-COVARIATES = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
-# Unstratified mode: race and mar are refused (a hospital holds 1 arrested non-black person and another
-# 2 married arrestees; Σx over its events would release those counts), so those tests leave them out.
-UNSTRATIFIED = ["fin", "age", "wexp", "paro", "prio"]
+# Rossi is split in three hospitals of 144. The node refuses a design whose cross-classification of two
+# discrete columns (or of one with the event) has a non-empty cell under k rows: race and mar do at every
+# hospital split (fin × race, fin × mar, race × arrest ...), so the models leave them out; see
+# test_the_full_rossi_model_is_refused_for_its_small_cells. prio is left out too: one row's leverage at
+# the third hospital passes the bound (test_a_covariate_whose_outlier_dominates_the_weights_is_refused).
+FULL = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
+COVARIATES = ["fin", "age", "wexp", "paro"]
+UNSTRATIFIED = COVARIATES
+PARTS = 3
 TOL = 1e-8
 # lifelines stops by default when the log-likelihood changes by < 1e-9 relative (R's rule), which can
 # leave it ~1e-7 from the maximum (measured on the synthetic data below); its own fit_options tighten it.
@@ -94,7 +99,7 @@ def check_lifelines(frame: pd.DataFrame, result: dict[str, Any], duration: str, 
 def test_stratified_efron_equals_lifelines_with_hospital_strata(
     rossi: pd.DataFrame, tmp_path: Path, make_hospital: Any
 ) -> None:
-    hospitals = split(rossi, 3, tmp_path, make_hospital)
+    hospitals = split(rossi, PARTS, tmp_path, make_hospital)
     result = run_rounds(CoxPH(), params("efron", True), hospitals).result
     pooled = rossi[["week", "arrest", *COVARIATES]].assign(hospital=np.repeat([1, 2, 3], 144))
     check_lifelines(pooled, result, "week", strata=["hospital"])
@@ -105,7 +110,7 @@ def test_stratified_efron_equals_lifelines_with_hospital_strata(
 def test_stratified_breslow_equals_statsmodels(
     rossi: pd.DataFrame, tmp_path: Path, make_hospital: Any
 ) -> None:
-    hospitals = split(rossi, 3, tmp_path, make_hospital)
+    hospitals = split(rossi, PARTS, tmp_path, make_hospital)
     result = run_rounds(CoxPH(), params("breslow", True), hospitals).result
     check_breslow(rossi, result, "week", strata=np.repeat([1, 2, 3], 144))
 
@@ -113,22 +118,22 @@ def test_stratified_breslow_equals_statsmodels(
 def test_stratified_release_is_only_gradient_hessian_and_loglik(
     rossi: pd.DataFrame, tmp_path: Path, make_hospital: Any
 ) -> None:
-    hospitals = split(rossi, 3, tmp_path, make_hospital)
+    hospitals = split(rossi, PARTS, tmp_path, make_hospital)
     analysis = CoxPH()
     p = analysis.parse_params(params("efron", True))
-    state = {"beta": [0.1] * 7, "levels": {}, "columns": COVARIATES}
+    state = {"beta": [0.1] * 4, "levels": {}, "columns": COVARIATES}
     payload = hospitals[0].answer(analysis, p, 2, state)
     step = payload["values"]["cox_step"]
     assert set(payload["values"]) == {"cox_step"}
     assert set(step["values"]) == {"loglik", "gradient", "hessian"}
-    assert np.asarray(step["values"]["hessian"]).shape == (7, 7)
+    assert np.asarray(step["values"]["hessian"]).shape == (4, 4)
 
 
 @pytest.mark.parametrize("ties", ["efron", "breslow"])
 def test_unstratified_equals_the_pooled_fit_on_the_agreed_time_bins(
     rossi: pd.DataFrame, tmp_path: Path, make_hospital: Any, ties: str
 ) -> None:
-    hospitals = split(rossi, 3, tmp_path, make_hospital)
+    hospitals = split(rossi, PARTS, tmp_path, make_hospital)
     final = run_rounds(CoxPH(), params(ties, False, UNSTRATIFIED), hospitals)
     result = final.result
     cuts = [int(b["start"]) for b in result["time_bins"][1:]]
@@ -146,11 +151,11 @@ def test_unstratified_equals_the_pooled_fit_on_the_agreed_time_bins(
 def test_every_count_released_in_unstratified_mode_is_zero_or_at_least_k(
     rossi: pd.DataFrame, tmp_path: Path, make_hospital: Any
 ) -> None:
-    hospitals = split(rossi, 3, tmp_path, make_hospital)
+    hospitals = split(rossi, PARTS, tmp_path, make_hospital)
     analysis = CoxPH()
     p = analysis.parse_params(params("efron", False, UNSTRATIFIED))
     for hospital in hospitals:
-        state = {"k": 5, "levels": {}, "columns": UNSTRATIFIED, "beta": [0.0] * 5}
+        state = {"k": 5, "levels": {}, "columns": UNSTRATIFIED, "beta": [0.0] * 4}
         cells = hospital.answer(analysis, p, 2, state)["values"]["bins"]["cells"]
         values = [c["value"] for c in cells.values()]
         assert all(v == 0 or v >= 5 for v in values) and len(values) >= 2
@@ -173,7 +178,9 @@ def test_unstratified_equals_lifelines_on_exact_times_when_every_week_is_admissi
 ) -> None:
     frame = synthetic(6000, 7)
     hospitals = split(frame, 3, tmp_path, make_hospital)
-    raw = params("efron", False, ["fin", "band", "age", "race"], categorical=["band"])
+    # band's levels are text: level names leave a hospital only when the requester declares them
+    raw = params("efron", False, ["fin", "band", "age", "race"], categorical=["band"],
+                 levels={"band": ["x", "y", "z"]})  # fmt: skip
     result = run_rounds(CoxPH(), raw, hospitals).result
     assert len(result["time_bins"]) == frame["week"].nunique()  # no week merged: exact times
     names = ["fin", "band[T.y]", "band[T.z]", "age", "race"]
@@ -191,40 +198,70 @@ def test_unstratified_equals_lifelines_on_exact_times_when_every_week_is_admissi
 def test_a_node_refuses_bins_it_does_not_admit(
     rossi: pd.DataFrame, tmp_path: Path, make_hospital: Any
 ) -> None:
-    hospital = split(rossi, 3, tmp_path, make_hospital)[0]
+    hospital = split(rossi, PARTS, tmp_path, make_hospital)[0]
     analysis = CoxPH()
     p = analysis.parse_params(params("efron", False, UNSTRATIFIED))
-    state = {"k": 5, "cuts": [1, 2, 3], "beta": [0.0] * 5, "center": [0.0] * 5, "levels": {},
+    state = {"k": 5, "cuts": [1, 2, 3], "beta": [0.0] * 4, "center": [0.0] * 4, "levels": {},
              "columns": UNSTRATIFIED}  # fmt: skip
     with pytest.raises(DisclosureRefused):
         hospital.answer(analysis, p, 3, state)
 
 
-def test_unstratified_mode_refuses_a_binary_covariate_with_few_events_in_a_level(
+def test_the_full_rossi_model_is_refused_for_its_small_cells(
     rossi: pd.DataFrame, tmp_path: Path, make_hospital: Any
 ) -> None:
+    """In three hospitals of 144, fin × race, fin × mar and race × wexp each have a cell of 1 to 4 persons
+    at one of them: the design would release those counts through XᵀX, so every hospital refuses."""
     hospitals = split(rossi, 3, tmp_path, make_hospital)
-    with pytest.raises(DisclosureRefused):
-        run_rounds(CoxPH(), params("efron", False, ["age", "race"]), hospitals)
-    run_rounds(CoxPH(), params("efron", True, ["age", "race"]), hospitals)  # stratified: no per-bin counts
+    run = run_until_refused(CoxPH(), params("efron", True, FULL), hospitals)
+    assert run.result is None and set(run.refused) == {"h1", "h2", "h3"}
+    assert all(
+        "cross-classification of" in r and "fewer rows than the minimum" in r for r in run.refused.values()
+    )
+
+
+def test_a_covariate_whose_outlier_dominates_the_weights_is_refused(
+    rossi: pd.DataFrame, tmp_path: Path, make_hospital: Any
+) -> None:
+    """prio (prior convictions, up to 18) gives one row of the third hospital a leverage above 1/(k − ½):
+    that hospital refuses, naming the column, and the others go on."""
+    hospitals = split(rossi, PARTS, tmp_path, make_hospital)
+    run = run_until_refused(CoxPH(), params("efron", True, [*COVARIATES, "prio"]), hospitals)
+    assert set(run.refused) == {"h3"}
+    assert "leverage is above the bound" in run.refused["h3"] and "'prio'" in run.refused["h3"]
+
+
+@pytest.mark.parametrize("stratified", [False, True])
+def test_a_binary_covariate_with_few_events_in_a_level_is_refused(
+    rossi: pd.DataFrame, tmp_path: Path, make_hospital: Any, stratified: bool
+) -> None:
+    """race × arrest has a cell of 1 to 4 persons in a hospital: refused in both modes (stratified, the
+    design's cross-classification with the event; unstratified, also the per-bin event counts)."""
+    hospitals = split(rossi, 3, tmp_path, make_hospital)
+    run = run_until_refused(CoxPH(), params("efron", stratified, ["age", "race"]), hospitals)
+    assert (run.refused and run.result is None) or run.result["n"] < 432
+    assert any("'race'" in r or "1 to 4 events" in r for r in run.refused.values())
 
 
 def test_a_categorical_covariate_is_dummy_coded_on_levels_agreed_over_hospitals(
     rossi: pd.DataFrame, tmp_path: Path, make_hospital: Any
 ) -> None:
     stratified = True  # unstratified, the age bands' arrest counts are too small per hospital (refused)
-    bands = pd.cut(rossi["age"], [0, 19, 22, 26, 100], labels=["a17-19", "b20-22", "c23-26", "d27+"])
+    names = ["a17-19", "b20-22", "c23-26", "d27+"]
+    bands = pd.cut(rossi["age"], [0, 19, 22, 26, 100], labels=names)
     frame = rossi.assign(ageband=bands.astype(str))
-    hospitals = split(frame, 3, tmp_path, make_hospital)
-    covariates = ["fin", "ageband", "prio"]
-    raw = params("efron", stratified, covariates, categorical=["ageband"])
+    # two hospitals of 216: in three, the oldest band has 1 to 4 arrests at the third (refused); prio is
+    # left out for its leverage (see above)
+    hospitals = split(frame, 2, tmp_path, make_hospital)
+    covariates = ["ageband", "age"]
+    raw = params("efron", stratified, covariates, categorical=["ageband"], levels={"ageband": names})
     result = run_rounds(CoxPH(), raw, hospitals).result
     names = [r["covariate"] for r in result["coefficients"]]
-    assert names == ["fin", "ageband[T.b20-22]", "ageband[T.c23-26]", "ageband[T.d27+]", "prio"]
+    assert names == ["ageband[T.b20-22]", "ageband[T.c23-26]", "ageband[T.d27+]", "age"]
     dummies = pd.get_dummies(frame["ageband"], dtype=float).iloc[:, 1:]
-    dummies.columns = names[1:4]
-    pooled = pd.concat([frame[["week", "arrest", "fin"]], dummies, frame[["prio"]]], axis=1)
-    pooled["hospital"] = np.repeat([1, 2, 3], 144)
+    dummies.columns = names[0:3]
+    pooled = pd.concat([frame[["week", "arrest"]], dummies, frame[["age"]]], axis=1)
+    pooled["hospital"] = np.repeat([1, 2], 216)
     cph = CoxPHFitter().fit(pooled, "week", "arrest", fit_options=TIGHT, strata=["hospital"])
     beta, se = coefs(result)
     reference = cph.params_[names].to_numpy()

@@ -11,8 +11,10 @@ import pytest
 
 from phds.analyses import get_analysis
 from phds.errors import DisclosureRefused, InputError
-from phds.node.gate import CountAggregate, GateContext
+from phds.node.gate import GateContext
 from phds.omop.synth import generate
+from phds.privacy.aggregates import CountAggregate
+from phds.privacy.overlap import REASON
 
 from .conftest import run_rounds
 
@@ -107,16 +109,26 @@ def test_bad_cohorts_are_refused_at_the_hub_naming_where() -> None:
         analysis.parse_params({"cohort": COHORT, "breakdowns": ["postcode"]})
 
 
-def test_a_cohort_one_person_away_from_a_released_one_is_refused(
+def test_a_cohort_one_person_away_from_a_released_one_is_refused_to_any_requester(
     synthetic: list[Path], make_hospital: Any
 ) -> None:
+    """The overlap guard remembers what was released from a dataset to every organisation: a count one
+    person smaller, asked by another organisation, would give that person by subtraction."""
     hospital = make_hospital("guarded", omop={"cdm": f"duckdb:///{synthetic[0]}"})
     analysis = get_analysis("feasibility.count")
     wide = analysis.parse_params({"cohort": COHORT})
-    step = analysis.local(hospital.data, wide, 1, {})
-    hospital.gate.release(GateContext("s1", "t1", "acme", analysis.name), step.aggregates)
-    persons = step.aggregates[0]
-    cohort = list(persons.cohort)  # type: ignore[union-attr]
-    one_less = CountAggregate("persons", len(cohort) - 1, cohort=cohort[1:])
-    with pytest.raises(DisclosureRefused, match="differencing guard"):
-        hospital.gate.release(GateContext("s2", "t2", "acme", analysis.name), [one_less])
+    payload = hospital.answer(analysis, wide, 1, {}, study_id="s1", requester="acme")
+    assert payload["values"]["persons"]["value"] >= 2 * hospital.gate.k  # released exactly
+    persons = next(a for a in _aggregates(hospital, analysis, wide) if a.name == "persons")
+    assert isinstance(persons, CountAggregate)
+    one_less = CountAggregate("persons", persons.persons.subset(slice(1, None)))
+    for org in ("acme", "other-org"):  # the same requester, and a colluding other organisation
+        with pytest.raises(DisclosureRefused) as refused:
+            hospital.gate.release(GateContext(f"s-{org}", f"t-{org}", org, analysis.name), [one_less])
+        assert refused.value.message == REASON  # names no count and no distance
+
+
+def _aggregates(hospital: Any, analysis: Any, params: Any) -> list[Any]:
+    from phds.analyses.context import LocalContext
+
+    return list(analysis.local(LocalContext(data=hospital.data), params).aggregates)

@@ -14,11 +14,11 @@ import pytest
 from phds.analyses.omop_table import omop_table_arrow
 from phds.analyses.tables import TableSpec, analysis_table
 from phds.errors import InputError
-from phds.node.sources import NodeData
 from phds.omop.load import load_cdm
 from phds.omop.store import CdmStore, open_store
 from phds.omop.vocabulary import concepts as c
 from phds.paediatrics.growth import sds
+from phds.sources import NodeData
 
 ASTHMA_COHORT = {"entry": {"condition": {"concepts": [c.ASTHMA]}}}
 EVERYONE = {"entry": {"visit": {"concepts": [c.INPATIENT_VISIT, c.OUTPATIENT_VISIT, c.EMERGENCY_ROOM_VISIT]}}}

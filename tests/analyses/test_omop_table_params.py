@@ -19,8 +19,8 @@ from phds.analyses.omop_covariates import (
 from phds.analyses.omop_table import GROUND_TRUTH_TABLE
 from phds.analyses.tables import TableSpec
 from phds.errors import InputError
-from phds.node.sources import NodeData
 from phds.omop.vocabulary import concepts as c
+from phds.sources import NodeData
 
 COHORT = {"entry": {"condition": {"concepts": [c.ASTHMA]}}}
 DRUG = {"name": "ics", "kind": "drug", "concepts": [c.BUDESONIDE], "window": {"start": 0, "end": 30}}

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from phds.analyses.summary import Summary, accepted_thresholds
+from phds.analyses.summary import Summary, accept_thresholds
 from phds.errors import InputError
 
 from .conftest import run_rounds
@@ -70,7 +70,7 @@ def test_a_hospital_with_too_few_values_releases_nothing_disclosive(
         assert secret not in text
     for payload in released:
         for agg in payload["values"].values():
-            if agg["type"] == "summary":
+            if agg["type"] == "sums":
                 assert agg["values"] is None and agg["n"]["display"] == "<5"
             if agg["type"] == "breakdown":
                 assert all(c["value"] is None for c in agg["cells"].values())
@@ -90,11 +90,14 @@ def test_every_released_bin_holds_at_least_k_patients(shared_data: Path, make_ho
         assert all(c["value"] >= 5 for c in breakdown["cells"].values())
 
 
-def test_replayed_decisions_keep_k_on_each_side() -> None:
+def test_accepted_thresholds_keep_k_on_each_side() -> None:
     values = np.arange(20, dtype=float)  # 0..19
     history = [[9.5], [4.5, 14.5], [2.0, 7.0, 16.0], [5.5]]
-    assert accepted_thresholds(values, history, 5) == [4.5, 9.5, 14.5]
-    assert accepted_thresholds(values, history, 2) == [2.0, 4.5, 7.0, 9.5, 14.5, 16.0]
+    for k, expected in ((5, [4.5, 9.5, 14.5]), (2, [2.0, 4.5, 7.0, 9.5, 14.5, 16.0])):
+        accepted: list[float] = []
+        for proposals in history:
+            accepted = accept_thresholds(values, accepted, proposals, k)
+        assert accepted == expected
 
 
 def test_parameters_refuse_extreme_quantiles_and_bad_names() -> None:

@@ -67,18 +67,35 @@ def test_suppressed_cells_give_bounds_and_refuse_the_test(shared_data: Path, mak
     pooled = pooled_frame(cnsim_paths(shared_data))
     truth = pd.crosstab(pooled["DIS_CVA"], pooled["DIS_DIAB"])
     cells = {(c["row"], c["column"]): c for c in result["cells"]}
+    # A hospital merges an undeclared level held by fewer than k persons into "other"; the pooled cells
+    # of the coded levels must still bound the truth (the hospital's "other" bounds what it merged).
     for (r, c), cell in cells.items():
-        assert cell["lower"] <= truth.loc[int(r), int(c)] <= cell["upper"]
+        if "other" not in (r, c):
+            assert cell["lower"] <= truth.loc[int(r), int(c)] <= cell["upper"]
     assert not cells[("1", "0")]["exact"]  # 14 strokes in 3 hospitals: some hospital has fewer than 5
     for h in hospitals:
         frame = pd.read_csv(cnsim_paths(shared_data)[int(h.name[-1]) - 1]).rename(columns=str.strip)
         true = pd.crosstab(frame["DIS_CVA"], frame["DIS_DIAB"])
+        # the rows of this hospital's own grid (a cell outside it is bounded at the hub by "0–n")
+        grid = {
+            r for (r, _), cell in cells.items() if not cell["by_hospital"][h.name]["display"].startswith("0–")
+        }
         for (r, c), cell in cells.items():
             released = cell["by_hospital"][h.name]
-            value = int(true.loc[int(r), int(c)]) if int(c) in true.columns and int(r) in true.index else 0
+            if r == "other":  # the rows this hospital merged
+                merged = [i for i in true.index if str(i) not in grid]
+                value = int(true.loc[merged, int(c)].sum()) if int(c) in true.columns else 0
+            elif r not in grid:  # merged into this hospital's "other": bounded by it
+                assert released["suppressed"] and released["lower"] == 0
+                continue
+            else:
+                value = (
+                    int(true.loc[int(r), int(c)]) if int(c) in true.columns and int(r) in true.index else 0
+                )
             if released["suppressed"]:
                 assert released["value"] is None and released["lower"] <= value <= released["upper"]
-                assert str(value) not in json.dumps(released)
+                if value not in (released["lower"], released["upper"]):  # a bound may equal it
+                    assert str(value) not in json.dumps(released)
             else:
                 assert released["value"] == value and (value == 0 or value >= 5)
     assert "refused" in result["chi_square"]

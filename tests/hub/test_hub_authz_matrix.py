@@ -12,6 +12,7 @@ its task), so the ``_other`` callers test the cross-organisation rules.
 from __future__ import annotations
 
 import itertools
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from phds.hub.store import HubStore
 from phds.hub.store.models import utcnow
 from phds.hub.testing import HubClient, add_org, add_user, enrol, enrolment_token, hub_settings, study_spec
 from phds.protocol.studies import StudySpec
+from phds.trust import KeyPair, NetworkTrust, sign_spec
+from phds.trust.envelopes import sign_audit_head
 
 ACTORS = (
     "anonymous",
@@ -151,6 +154,20 @@ def _path(route: str, **values: str) -> Resolve:
     return lambda w: (route.format(**{k: w.ids.get(v, v) for k, v in values.items()}), None)
 
 
+def signed_spec_of(organisation: str, hospitals: list[str]) -> dict[str, Any]:
+    """A study spec signed by a fresh requester key with an attestation from a fresh trust key."""
+    folder = Path(tempfile.mkdtemp(prefix="phds-trust-"))
+    trust = NetworkTrust.init(folder / "trust")
+    key = KeyPair.generate()
+    attestation = trust.sign_organisation(organisation, "academic", key.public_key_b64)
+    return sign_spec(study_spec(organisation, hospitals), key, attestation).model_dump(mode="json")
+
+
+def audit_head_body() -> dict[str, Any]:
+    head = sign_audit_head(key=KeyPair.generate(), hospital="h-one", seq=1, hash="0" * 64)
+    return head.model_dump(mode="json")
+
+
 def _result_of(task_id: str) -> tuple[str, Any]:
     return f"/api/v1/tasks/{task_id}/result", {"task_id": task_id, "status": "declined", "reason": "matrix"}
 
@@ -223,7 +240,30 @@ CASES: list[Case] = [
         "POST", "/api/v1/studies", statuses(403, requester=201),
         lambda w: ("/api/v1/studies", study_spec("uni-a", ["h-one"])), "for uni-a, to h-one",
     ),
+    Case(
+        "POST", "/api/v1/studies/signed", statuses(403, requester=201),
+        lambda w: ("/api/v1/studies/signed", signed_spec_of("uni-a", ["h-one"])), "signed by uni-a",
+    ),
     Case("GET", "/api/v1/studies", ANY_USER),
+    Case(
+        "GET", "/api/v1/studies/{study_id}/releases", STUDY_VIEWERS,
+        _path("/api/v1/studies/{study_id}/releases", study_id="study"), "uni-a's, to h-one",
+    ),
+    Case("GET", "/api/v1/nodes/keys", ANY_USER),
+    Case(
+        "PUT", "/api/v1/network/revocations", statuses(403, admin=422),
+        lambda w: ("/api/v1/network/revocations", {"sequence": 1}), "malformed: admins get 422",
+    ),
+    Case("GET", "/api/v1/network/revocations", statuses(404, anonymous=401)),
+    Case(
+        "POST", "/api/v1/nodes/me/audit-head", statuses(403, node=409, node_other=409),
+        lambda w: ("/api/v1/nodes/me/audit-head", audit_head_body()), "nodes enrolled without a key",
+    ),
+    Case(
+        "GET", "/api/v1/nodes/{hospital}/audit-heads",
+        statuses(403, admin=200, steward=200, steward_other=404, node=200, node_other=404),
+        _path("/api/v1/nodes/{hospital}/audit-heads", hospital="h-one"),
+    ),
     Case(
         "GET", "/api/v1/studies/{study_id}", STUDY_VIEWERS,
         _path("/api/v1/studies/{study_id}", study_id="study"), "uni-a's, to h-one",

@@ -11,7 +11,7 @@ from typing import Any
 
 from phds.hub.runner import StudyRunner
 from phds.hub.store.models import utcnow
-from phds.hub.testing import gate_payload, study_spec
+from phds.hub.testing import gate_payload, released_count, study_spec
 
 NOOP = gate_payload("system.noop", {})
 
@@ -68,7 +68,8 @@ def test_the_deadline_times_out_silent_hospitals_and_completes_with_the_rest(net
     assert states["h2"] == ("declined", "policy: no industry")
     assert states["h3"][0] == "timed_out" and "deadline" in states["h3"][1]
     result = final["result"]
-    assert (result["answered"], result["declined"], result["timed_out"]) == (["h1"], ["h2"], ["h3"])
+    who = result["attribution"]
+    assert (who["answered"], who["declined"], who["timed_out"]) == (["h1"], ["h2"], ["h3"])
     late = network.answer("h3", silent, payload=NOOP)
     assert late == {"accepted": False, "duplicate": False}, "a late answer is acknowledged, not used"
     assert network.study(study["id"])["version"] == final["version"]
@@ -96,7 +97,7 @@ def test_no_answer_at_all_fails_the_study(network: Any) -> None:
 def test_a_combine_failure_fails_the_study_with_the_analysis_message(network: Any) -> None:
     spec = study_spec("uni-a", ["h1"], "stats.mean_variance", {"dataset": "d", "variable": "v"})
     study = network.submit(spec)
-    withheld = {"moments": {"type": "summary", "n": {"value": None}, "values": None}}
+    withheld = {"moments": {"type": "sums", "n": released_count(3), "values": None}}
     network.answer("h1", network.poll("h1")[0], payload=gate_payload("stats.mean_variance", withheld))
     final = network.study(study["id"])
     assert final["state"] == "failed"
@@ -123,7 +124,7 @@ def test_awaiting_approval_parks_the_task_until_the_node_answers(network: Any) -
     assert network.answer("h1", task, payload=NOOP) == {"accepted": True, "duplicate": False}
     final = network.study(study["id"])
     assert final["state"] == "completed"
-    assert final["result"]["answered"] == ["h1", "h2"]
+    assert final["result"]["attribution"]["answered"] == ["h1", "h2"]
 
 
 def test_a_finished_study_cancels_its_open_tasks(network: Any) -> None:

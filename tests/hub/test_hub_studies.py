@@ -61,8 +61,9 @@ def test_two_round_study_over_three_hospitals(network: Any) -> None:
     assert result["n"] == len(pooled)
     assert math.isclose(result["mean"], statistics.fmean(pooled))
     assert math.isclose(result["variance"], statistics.variance(pooled))
-    assert result["answered"] == ["h1", "h2", "h3"]
-    assert result["declined"] == result["refused"] == result["failed"] == result["timed_out"] == []
+    assert result["attribution"]["answered"] == ["h1", "h2", "h3"]
+    who = result["attribution"]
+    assert who["declined"] == who["refused"] == who["failed"] == who["timed_out"] == []
     assert result["notes"] == []
     assert {h["state"] for h in final["hospitals"]} == {"answered"}
     as_steward = network.study(study["id"], actor="steward")
@@ -83,7 +84,8 @@ def test_a_hospital_that_drops_out_of_round_two_is_named(network: Any) -> None:
     network.answer("h2", task, status="refused", reason="statistics of fewer than 5 persons")
     final = network.study(study["id"])
     assert final["state"] == "partially_completed"
-    assert (final["result"]["answered"], final["result"]["refused"]) == (["h1"], ["h2"])
+    who = final["result"]["attribution"]
+    assert (who["answered"], who["refused"]) == (["h1"], ["h2"])
     assert math.isclose(final["result"]["variance"], statistics.variance(DATA["h1"]))
     h2 = final["hospitals"][1]
     assert h2["state"] == "declined" and "fewer than 5" in h2["reason"]

@@ -115,7 +115,7 @@ def test_concurrent_results_complete_the_round_exactly_once(network: Any) -> Non
     with network.store.unit() as uow:
         study = uow.studies.get(study_id)
         assert study is not None and study.state == "completed"
-        assert study.result is not None and study.result["answered"] == ["h1", "h2", "h3"]
+        assert study.result is not None and study.result["attribution"]["answered"] == ["h1", "h2", "h3"]
         assert study.version == 4, "submit, then one change per result"
 
 

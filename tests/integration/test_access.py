@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from phds.demo.network import LocalNetwork
-from phds.sdk import Client
 
 from .conftest import Principals
 from .support import (
@@ -37,7 +36,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def study_id(guarded_network: LocalNetwork) -> str:
     """A finished feasibility study of acme-pharma at north only."""
-    with Client(guarded_network.hub_url, guarded_network.requester_token) as client:
+    with guarded_network.client() as client:
         study = client.submit(feasibility_spec(guarded_network, ["north"]))
         assert client.wait(study.id, timeout=120).state.value == "completed"
     return study.id
@@ -65,7 +64,7 @@ def test_another_requester_organisation_gets_404_as_if_the_study_did_not_exist(
         listed = rival.get("/studies")
         assert listed.status_code == 200 and study_id not in {s["id"] for s in listed.json()}
     with api(guarded_network, guarded_network.requester_token) as owner:
-        assert owner.get(f"/studies/{study_id}").json()["result"]["answered"] == ["north"]
+        assert owner.get(f"/studies/{study_id}").json()["result"]["attribution"]["answered"] == ["north"]
 
 
 def test_nobody_submits_in_another_organisations_name(
@@ -119,7 +118,7 @@ def test_a_node_cannot_answer_another_nodes_pending_task(guarded_network: LocalN
     assert north is not None
     north.send_signal(signal.SIGSTOP)  # north's task stays pending while south tries to answer it
     try:
-        with Client(guarded_network.hub_url, guarded_network.requester_token) as client:
+        with guarded_network.client() as client:
             study = client.submit(feasibility_spec(guarded_network, ["north"]))
         task = wait_until(lambda: task_of(guarded_network, study.id, "north"), "north's task")
         forged = {
@@ -135,7 +134,7 @@ def test_a_node_cannot_answer_another_nodes_pending_task(guarded_network: LocalN
         assert results_of(guarded_network, study.id) == []
     finally:
         north.send_signal(signal.SIGCONT)
-    with Client(guarded_network.hub_url, guarded_network.requester_token) as client:
+    with guarded_network.client() as client:
         view = client.wait(study.id, timeout=120)
     assert view.state.value == "completed" and view.result is not None
     [stored] = results_of(guarded_network, study.id)

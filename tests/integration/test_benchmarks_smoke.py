@@ -87,3 +87,30 @@ def test_noop_round_trips_are_measured(tmp_path: Path) -> None:
     _check_runs(result, 1)
     assert set(payload["targets"]) == {"noop_median_le_50ms_1_node"}
     assert isinstance(payload["targets"]["noop_median_le_50ms_1_node"]["pass"], bool)
+
+
+def test_the_gate_benchmark_runs_on_tiny_sizes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from benchmarks import bench_gate
+
+    for name, value in {"DATASET": 3000, "COHORT": 400, "HISTORY": 3, "GLM_ROWS": 3000, "REPEATS": 2}.items():
+        monkeypatch.setattr(bench_gate, name, value)
+    feasibility = bench_gate.feasibility(tmp_path)
+    glm = bench_gate.glm_round(tmp_path)
+    signatures = bench_gate.signatures()
+    assert feasibility["full"]["median_ms"] > 0 and glm["full"]["median_ms"] > 0
+    assert signatures["glm"]["verify_ms"] > 0
+
+
+def test_the_glm_and_cox_benchmarks_run_over_federations(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from benchmarks import bench_cox, bench_glm
+
+    monkeypatch.setattr(bench_glm, "ROWS", 2000)
+    paths = bench_glm.simulate(tmp_path / "glm")
+    with bench_glm.federation(paths, tmp_path / "glm-nodes") as network:
+        study = bench_glm.run_study(network)
+    assert study["rounds"] >= 3 and study["per_iteration_overhead_ms"] >= 0
+    monkeypatch.setattr(bench_cox, "ROWS", 3000)
+    seconds, compute, result = bench_cox.federated(bench_cox.dataset(tmp_path / "cox"), True, tmp_path)
+    assert result["mode"] == "stratified_by_hospital" and seconds >= compute >= 0

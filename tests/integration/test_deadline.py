@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from phds.demo.network import LocalNetwork
-from phds.sdk import Client, FeasibilityResult
+from phds.sdk import FeasibilityResult
 
 from .support import audit_entries, feasibility_spec, results_of, task_of
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 def _result(network: LocalNetwork, spec: dict[str, object]) -> FeasibilityResult:
-    with Client(network.hub_url, network.requester_token) as client:
+    with network.client() as client:
         study = client.submit(spec)
         view = client.wait(study.id, timeout=120)
         assert view.state.is_final, f"study still {view.state.value} after 120 s"
@@ -44,7 +44,7 @@ def test_a_node_offline_past_the_deadline_gives_a_partial_result(network: LocalN
     assert study.state.value == "partially_completed"
     assert {h.hospital: h.state.value for h in study.hospitals} == {"alpha": "answered", "beta": "timed_out"}
     raw = partial.raw
-    assert raw["answered"] == ["alpha"] and raw["timed_out"] == ["beta"]
+    assert raw["attribution"]["answered"] == ["alpha"] and raw["attribution"]["timed_out"] == ["beta"]
     assert set(partial.hospitals) == {"alpha"}, "only the answered hospital's counts"
     assert partial.hospitals["alpha"]["persons"] == alpha_persons
     assert (partial.total.lower, partial.total.upper) == (alpha_persons["value"], alpha_persons["value"])
@@ -57,7 +57,7 @@ def test_a_node_offline_past_the_deadline_gives_a_partial_result(network: LocalN
     back = datetime.now(UTC)
     network.start_node("beta")
     network.wait_for_node("beta", since=back)
-    with Client(network.hub_url, network.requester_token) as client:
+    with network.client() as client:
         again = client.study(study.id)
     assert again.version == study.version and again.state.value == "partially_completed"
     beta_task = task_of(network, study.id, "beta")

@@ -39,5 +39,5 @@ def test_the_demo_counts_a_given_cohort_on_given_omop_folders(shared_data: Path,
     else:
         assert nj["value"] is None and nj["display"] == "<5"
     assert result["hospitals"]["gibleed"]["persons"]["value"] == 0  # eunomia has no condition_occurrence
-    assert sorted(result["answered"]) == ["gibleed", "nj"]
+    assert sorted(result["attribution"]["answered"]) == ["gibleed", "nj"]
     assert "approved study" in done.stderr  # gibleed's steward approved by hand, as the demo shows

@@ -18,7 +18,6 @@ import pytest
 from phds.demo.network import LocalNetwork
 from phds.hub import services
 from phds.hub.store.models import utcnow
-from phds.sdk import Client
 
 from .support import (
     api,
@@ -40,7 +39,7 @@ pytestmark = pytest.mark.integration
 
 def _submit_and_park(network: LocalNetwork, auto: str) -> tuple[str, int]:
     """Submit to *auto* and gamma; wait until *auto* answered and gamma awaits its steward."""
-    with Client(network.hub_url, network.requester_token) as client:
+    with network.client() as client:
         study = client.submit(feasibility_spec(network, [auto, "gamma"]))
         view = wait_until(
             lambda: (
@@ -56,12 +55,12 @@ def _submit_and_park(network: LocalNetwork, auto: str) -> tuple[str, int]:
 
 
 def _completed(network: LocalNetwork, study_id: str, auto: str, version_before: int) -> None:
-    with Client(network.hub_url, network.requester_token) as client:
+    with network.client() as client:
         view = client.wait(study_id, timeout=120)
     assert view.state.value == "completed", view
     assert view.version > version_before, "the study's history continued from where it stopped"
     assert {h.hospital: h.state.value for h in view.hospitals} == {auto: "answered", "gamma": "answered"}
-    assert view.result is not None and view.result["answered"] == sorted([auto, "gamma"])
+    assert view.result is not None and view.result["attribution"]["answered"] == sorted([auto, "gamma"])
     results = results_of(network, study_id)
     assert len(results) == 2 and {r["status"] for r in results} == {"ok"}
     task = task_of(network, study_id, "gamma")
@@ -111,7 +110,7 @@ def test_hub_killed_with_sigkill_mid_study_then_restarted(network: LocalNetwork)
     network.start_hub()
     for name in network.nodes:
         network.wait_for_node(name, since=restarted)
-    with Client(network.hub_url, network.requester_token) as client:
+    with network.client() as client:
         view = client.study(study_id)
     assert view.version == version and view.state.value == "awaiting_approval", "nothing lost, nothing new"
 
@@ -126,7 +125,7 @@ def test_a_stopping_hub_answers_open_long_polls_instead_of_waiting_for_them(netw
     ``stop_hub`` would have to SIGKILL it."""
     spec = feasibility_spec(network, ["alpha"])
     spec["analysis"] = {"name": "system.noop"}
-    with Client(network.hub_url, network.requester_token) as client:
+    with network.client() as client:
         view = client.wait(client.submit(spec).id, timeout=120)
     assert view.state.value == "completed"
     token, token_id = _fresh_token(network)  # its first use shows the long poll being served

@@ -17,7 +17,6 @@ import signal
 import pytest
 
 from phds.demo.network import LocalNetwork
-from phds.sdk import Client
 
 from .support import (
     approve,
@@ -36,7 +35,7 @@ pytestmark = pytest.mark.integration
 
 
 def _final(network: LocalNetwork, study_id: str) -> dict[str, object]:
-    with Client(network.hub_url, network.requester_token) as client:
+    with network.client() as client:
         view = client.wait(study_id, timeout=120)
     assert view.state.is_final, f"study still {view.state.value} after 120 s"
     return view.model_dump(mode="json")
@@ -48,7 +47,7 @@ def test_a_node_killed_holding_a_lease_is_redelivered_the_task_and_answers_it_on
     alpha = network.nodes["alpha"].process
     assert alpha is not None and alpha.poll() is None
     alpha.send_signal(signal.SIGSTOP)  # its long poll is open: the hub will lease the task into it
-    with Client(network.hub_url, network.requester_token) as client:
+    with network.client() as client:
         study = client.submit(feasibility_spec(network, ["alpha", "beta"]))
 
     leased = wait_until(
@@ -85,7 +84,7 @@ def test_a_node_killed_holding_a_lease_is_redelivered_the_task_and_answers_it_on
 def test_a_node_killed_after_releasing_but_before_posting_posts_the_stored_result_once(
     network: LocalNetwork,
 ) -> None:
-    with Client(network.hub_url, network.requester_token) as client:
+    with network.client() as client:
         study = client.submit(feasibility_spec(network, ["gamma", "beta"]))
         wait_until(
             lambda: (

@@ -20,7 +20,7 @@ import pytest
 
 from phds.demo.network import LocalNetwork, phds_command
 from phds.omop.synth import HospitalResult, generate
-from phds.sdk import Client, FeasibilityResult
+from phds.sdk import FeasibilityResult
 
 from .conftest import PATIENTS, hospital, running_network
 from .support import feasibility_spec, hub_row_counts, results_of
@@ -94,7 +94,7 @@ def _pg_counts(url: str) -> dict[str, int]:
 
 
 def _run(network: LocalNetwork, spec: dict[str, object]) -> FeasibilityResult:
-    with Client(network.hub_url, network.requester_token) as client:
+    with network.client() as client:
         study = client.submit(spec)
         view = client.wait(study.id, timeout=120)
         assert view.state.value == "completed", view

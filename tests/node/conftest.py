@@ -44,6 +44,9 @@ approval = "auto"
 name = "studies for academia"
 analyses = ["stats.*"]
 categories = ["academic", "public", "non-profit"]
+
+[trust]
+network_keys = { "4a75205151a8e942" = "GETtpwFtAcShHYDk6kbp_bPnT9q4r1lpDZDaui4Fi6g" }
 """
 
 

@@ -127,7 +127,7 @@ def test_three_nodes_answer_noop_and_mean_variance_equal_to_numpy_on_the_pooled_
     noop = live_hub.submit("uni-a", hospitals, "system.noop", {})
     done = live_hub.await_study("uni-a", noop["id"])
     assert done["state"] == "completed", done
-    assert sorted(done["result"]["answered"]) == hospitals
+    assert sorted(done["result"]["attribution"]["answered"]) == hospitals
 
     params = {"dataset": "cnsim", "variable": "LAB_TSC"}
     study = live_hub.submit("uni-a", hospitals, "stats.mean_variance", params)
@@ -268,8 +268,8 @@ def test_the_catalogue_is_published_from_the_omop_source_and_audited_first(
     assert profile["disclosure"]["minCellCount"] == 5
     node.stop()
     entries, ok = node.audit()
-    [audited] = [e for e in entries if e.kind == "value_released" and e.payload.get("catalogue") == "cdm"]
-    assert ok and audited.payload["profile"] == profile
+    [audited] = [e for e in entries if e.kind == "value_released" and e.task_id == "catalogue"]
+    assert ok and audited.payload["values"]["profile"]["profile"] == profile  # released through the gate
 
 
 def test_a_result_computed_before_a_crash_is_posted_from_the_outbox_without_computing_again(

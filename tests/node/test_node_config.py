@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from phds.errors import ConfigError, NotFound
-from phds.node.config import NodeConfig, NodeSection, OmopSource, TabularSource, load_node_config
+from phds.node.config import (
+    NodeConfig,
+    NodeSection,
+    OmopSource,
+    TabularSource,
+    TrustSection,
+    load_node_config,
+)
 from phds.node.policy import DifferentialPrivacy, Policy, PolicyRule
 
 HOWTO = Path(__file__).resolve().parents[2] / "docs" / "howto" / "node-governance.md"
@@ -151,7 +158,17 @@ def test_unsafe_environment_value_is_refused(node_toml: Path, monkeypatch: pytes
 
 
 @pytest.mark.parametrize(
-    "model", [NodeConfig, NodeSection, OmopSource, TabularSource, Policy, PolicyRule, DifferentialPrivacy]
+    "model",
+    [
+        NodeConfig,
+        NodeSection,
+        OmopSource,
+        TabularSource,
+        Policy,
+        PolicyRule,
+        DifferentialPrivacy,
+        TrustSection,
+    ],
 )
 def test_every_setting_is_documented_in_the_howto(model: type[NodeConfig]) -> None:
     doc = HOWTO.read_text(encoding="utf-8")

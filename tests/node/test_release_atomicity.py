@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from phds.node.audit import AuditLog
-from phds.node.gate import CountAggregate, Gate, GateContext, GateResult
+from phds.node.gate import Gate, GateContext, GateResult
 from phds.node.policy import Policy
+from phds.privacy.aggregates import CountAggregate, Persons
 
 
 class Crash(Exception):
@@ -23,14 +24,14 @@ def test_a_failure_while_storing_the_answer_rolls_the_release_back(audit: AuditL
 
     with pytest.raises(Crash):
         gate.release(
-            ctx, [CountAggregate("persons", 42, cohort=list(range(42)))], on_release=store_then_crash
+            ctx, [CountAggregate("persons", Persons.of("omop:cdm", range(42)))], on_release=store_then_crash
         )
     assert [e.kind for e in audit.entries()] == []
     assert audit.verify().ok
 
     stored: list[GateResult] = []
     result = gate.release(
-        ctx, [CountAggregate("persons", 42, cohort=list(range(42)))], on_release=stored.append
+        ctx, [CountAggregate("persons", Persons.of("omop:cdm", range(42)))], on_release=stored.append
     )
     assert stored == [result]
     assert [e.kind for e in audit.entries()] == ["value_released"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from phds.errors import ConfigError, InputError
-from phds.node.sources import NodeData
+from phds.sources import NodeData
 
 
 def _cnsim(shared_data: Path, site: int) -> Path:

@@ -7,15 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from phds.errors import AuthenticationError, Conflict, InputError, NotFound, PermissionDenied, PhdsError
 from phds.node.audit import AuditLog, NodeDatabase
-from phds.node.gate import BreakdownAggregate, CountAggregate, Gate, GateContext
+from phds.node.gate import Gate, GateContext
 from phds.node.policy import Policy
 from phds.omop.profile import build_profile
 from phds.omop.store import open_store
 from phds.omop.synth import generate
+from phds.privacy.aggregates import BreakdownAggregate, CountAggregate, Persons
 from phds.protocol.studies import StudySpec, StudyState, StudyView
 from phds.sdk import Client, FeasibilityResult, GenericResult, load_study
 
@@ -90,8 +92,12 @@ def _gate_payload(tmp_path: Path, hospital: str, n: int, sex: dict[str, int]) ->
     db = NodeDatabase(tmp_path / hospital / "node.db")
     try:
         gate = Gate(Policy(), AuditLog(db))
-        ids = list(range(n))
-        aggregates = [CountAggregate("persons", n, cohort=ids), BreakdownAggregate("by_sex", sex, cohort=ids)]
+        persons = Persons.of("omop:cdm", list(range(n)))
+        labels = np.array([level for level, count in sex.items() for _ in range(count)])
+        aggregates = [
+            CountAggregate("persons", persons),
+            BreakdownAggregate("by_sex", persons, labels, list(sex)),
+        ]
         ctx = GateContext("study", f"task-{hospital}", "acme-pharma", "feasibility.count@1")
         return gate.release(ctx, aggregates).payload
     finally:

@@ -30,5 +30,5 @@ def test_sdk_exports_are_exactly_the_public_api() -> None:
 def test_no_private_or_stray_public_names() -> None:
     public = {n for n in vars(phds.sdk) if not n.startswith("_")}
     modules = {"client", "plots", "results", "results_descriptive", "results_stats", "stats_methods"}
-    modules.update({"plots_counts", "studyfile"})
+    modules.update({"plots_counts", "studyfile", "verify"})  # verify: the client's study verification
     assert public - modules == set(phds.sdk.__all__)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,8 +15,9 @@ from phds.analyses.base import Final, NextRound
 from phds.analyses.feasibility import FeasibilityCount, FeasibilityParams
 from phds.analyses.mean_variance import MeanVariance, MeanVarianceParams
 from phds.node.audit import AuditLog, NodeDatabase
-from phds.node.gate import Aggregate, BreakdownAggregate, CountAggregate, Gate, GateContext, SummaryAggregate
+from phds.node.gate import Gate, GateContext
 from phds.node.policy import Policy
+from phds.privacy.aggregates import Aggregate, BreakdownAggregate, CountAggregate, Persons, SumAggregate
 from phds.protocol.studies import StudyView
 from phds.sdk import FeasibilityResult, GenericResult, MeanVarianceResult
 from phds.sdk.results import result_for
@@ -41,8 +42,14 @@ class Node:
 
 
 def _persons(n: int, sex: dict[str, int]) -> list[Aggregate]:
-    ids = list(range(n))
-    return [CountAggregate("persons", n, cohort=ids), BreakdownAggregate("by_sex", sex, cohort=ids)]
+    """A cohort of *n* persons of the OMOP dataset ``cdm``, labelled by sex as *sex* counts them."""
+    persons = Persons.of("omop:cdm", np.arange(n))
+    labels = np.array([level for level, count in sex.items() for _ in range(count)])
+    return [CountAggregate("persons", persons), BreakdownAggregate("by_sex", persons, labels, list(sex))]
+
+
+def _values(universe: str, values: list[float]) -> tuple[Persons, np.ndarray]:
+    return Persons.of(universe, np.arange(len(values))), np.asarray(values, dtype=float)
 
 
 def _view(analysis: str, params: dict[str, Any], result: dict[str, Any], states: dict[str, str]) -> StudyView:
@@ -92,7 +99,7 @@ def feasibility(tmp_path: Path) -> FeasibilityResult:
     params = {"cohort": COHORT, "breakdowns": ["sex"]}
     final = FeasibilityCount().combine(FeasibilityParams.model_validate(params), 1, {}, released)
     assert isinstance(final, Final)
-    result = {**final.result, "answered": sorted(released), "declined": ["east-children"]}
+    result = {**final.result, "attribution": {"answered": sorted(released), "declined": ["east-children"]}}
     states = dict.fromkeys(released, "answered") | {"east-children": "declined"}
     typed = result_for(_view("feasibility.count", params, result, states))
     assert isinstance(typed, FeasibilityResult)
@@ -138,8 +145,9 @@ def test_breakdown_frame_and_unknown_dimension(feasibility: FeasibilityResult) -
     sex = feasibility.breakdown("sex").set_index("cell")
     assert set(sex.index) == {"female", "male"}
     assert not sex["exact"].any()  # every network cell includes a suppressed contribution
-    # 20 + 9 exact, plus central-tertiary's hidden cell: 1..3, as its total is at most 4 and male ≥ 1
-    assert (sex.loc["female", "lower"], sex.loc["female", "upper"]) == (30, 32)
+    # 20 + 9 exact, plus central-tertiary's hidden cell: 0..4, as its total is at most 4 and, in a table
+    # with a small cell, zeros are suppressed too (so neither hidden cell is known to be ≥ 1)
+    assert (sex.loc["female", "lower"], sex.loc["female", "upper"]) == (29, 33)
     with pytest.raises(KeyError, match="no breakdown 'age_group'"):
         feasibility.breakdown("age_group")
 
@@ -155,25 +163,26 @@ def _mean_variance(tmp_path: Path, data: dict[str, list[float]]) -> MeanVariance
     nodes = {h: Node(tmp_path, h) for h in data}
     params = MeanVarianceParams(dataset="registry", variable="fev1")
     analysis = MeanVariance()
+    columns = {h: _values("tabular:registry", x) for h, x in data.items()}
     first = {
-        h: node.release([SummaryAggregate("moments", len(data[h]), {"sum": math.fsum(data[h])}),
-                         CountAggregate("missing", 0)])
+        h: node.release([SumAggregate("moments", persons, {"sum": x}, variable=x),
+                         CountAggregate("missing", Persons.of("tabular:registry", []))])
         for h, node in nodes.items()
+        for persons, x in [columns[h]]
     }  # fmt: skip
     step = analysis.combine(params, 1, {}, first)
     assert isinstance(step, NextRound)
     mean = float(step.state["mean"])
     second = {
-        h: node.release(
-            [SummaryAggregate("moments", len(x), {"ssd": math.fsum((v - mean) ** 2 for v in x)})], 2
-        )
-        for (h, node), x in zip(nodes.items(), data.values(), strict=True)
+        h: node.release([SumAggregate("moments", persons, {"ssd": (x - mean) ** 2}, variable=x)], 2)
+        for h, node in nodes.items()
+        for persons, x in [columns[h]]
     }
     final = analysis.combine(params, 2, step.state, second)
     assert isinstance(final, Final)
     for node in nodes.values():
         node.close()
-    result = {**final.result, "answered": sorted(data)}
+    result = {**final.result, "attribution": {"answered": sorted(data)}}
     states = dict.fromkeys(data, "answered")
     typed = result_for(_view("stats.mean_variance", params.model_dump(), result, states))
     assert isinstance(typed, MeanVarianceResult)
@@ -181,21 +190,23 @@ def _mean_variance(tmp_path: Path, data: dict[str, list[float]]) -> MeanVariance
 
 
 def test_mean_variance_matches_the_pooled_statistics(tmp_path: Path) -> None:
+    # more distinct values than the policy's discrete_max_levels (10): a few-valued variable is gated
+    # as the count it is, and each of its values would need k rows
     data = {
-        "north-general": [1.2, 1.5, 1.9, 2.2, 1.1, 1.7],
-        "central-tertiary": [2.5, 2.1, 1.8, 2.9, 2.4],
+        "north-general": [1.2, 1.5, 1.9, 2.2, 1.1, 1.7, 1.35, 2.05, 1.62, 1.88, 2.31, 1.44],
+        "central-tertiary": [2.5, 2.1, 1.8, 2.9, 2.4, 2.25, 1.95, 2.62, 2.77, 2.18, 2.43],
     }
     result = _mean_variance(tmp_path, data)
     pooled = data["north-general"] + data["central-tertiary"]
-    assert result.n == 11
+    assert result.n == 23
     assert result.mean == pytest.approx(statistics.fmean(pooled))
     assert result.variance == pytest.approx(statistics.variance(pooled))
     assert result.sd == pytest.approx(statistics.stdev(pooled))
-    assert result.n_by_hospital == {"north-general": 6, "central-tertiary": 5}
+    assert result.n_by_hospital == {"north-general": 12, "central-tertiary": 11}
     frame = result.to_frame().set_index("hospital")
-    assert frame.loc["network total", "n"] == 11
+    assert frame.loc["network total", "n"] == 23
     text = str(result)
-    assert "registry.fev1: n=11" in text and "central-tertiary: 5" in text
+    assert "registry.fev1: n=23" in text and "central-tertiary: 11" in text
 
 
 def test_unknown_analyses_fall_back_to_the_generic_result() -> None:

@@ -53,9 +53,9 @@ def test_one_call_methods_equal_the_in_process_analyses(
     stats_network: LocalNetwork, results: dict[str, StudyResult]
 ) -> None:
     at = {"hospitals": list(SITES)}
-    with Client(stats_network.hub_url, stats_network.requester_token) as hub:
+    with stats_network.client() as hub:
         fit = hub.glm(GLM_FORMULA, family="binomial", dataset="cnsim", **at)
-        cox = hub.cox("week", "arrest", ["fin", "age", "prio"], dataset="rossi", **at)
+        cox = hub.cox("week", "arrest", ["fin", "age", "wexp"], dataset="rossi", **at)
         km = hub.km("week", "arrest", group="fin", dataset="rossi", time_width=4, **at)
         summary = hub.summary("LAB_HDL", dataset="cnsim", **at)
         table = hub.table("PM_BMI_CATEGORICAL", "GENDER", dataset="cnsim", **at)
@@ -79,7 +79,7 @@ def test_one_call_methods_equal_the_in_process_analyses(
 def test_study_results_prints_the_summary_and_writes_the_plot(
     stats_network: LocalNetwork, tmp_path: Path
 ) -> None:
-    with Client(stats_network.hub_url, stats_network.requester_token) as hub:
+    with stats_network.client() as hub:
         fit = hub.glm(GLM_FORMULA, family="binomial", dataset="cnsim", hospitals=list(SITES))
     root = typer.Typer()
 

@@ -49,8 +49,8 @@ def test_submit_prints_only_the_id_then_status_and_results(cli: typer.Typer, net
     table = _run(cli, network, "results", study_id).stdout
     assert "answered: north-general; declined: central-tertiary" in table
     as_json = json.loads(_run(cli, network, "results", study_id, "--json").stdout)
-    assert as_json["answered"] == ["north-general"]
-    assert as_json["declined"] == ["central-tertiary"]
+    assert as_json["attribution"]["answered"] == ["north-general"]  # attribution is nested in the result
+    assert as_json["attribution"]["declined"] == ["central-tertiary"]
     listing = _run(cli, network, "list").stdout
     assert study_id in listing and "1/2" in listing
 

@@ -1,10 +1,13 @@
 """The analysis contract (DESIGN.md, "Analysis contract").
 
 An analysis has a stable registry name and version and a pydantic ``Params`` model whose validation
-errors are the requester's error messages. Its :meth:`Analysis.local` step runs at a node and returns
-only typed aggregates (:mod:`phds.node.gate` types), which the node's disclosure gate releases or
-refuses; its :meth:`Analysis.combine` step runs on the hub's study runner with the released payloads
-and returns either the :class:`Final` result or the state of the :class:`NextRound`.
+errors are the requester's error messages. Its :meth:`Analysis.local` step runs at a node with a
+:class:`~phds.analyses.context.LocalContext` and returns only typed aggregates
+(:mod:`phds.privacy.aggregates`), which the node's disclosure gate releases or refuses; its
+:meth:`Analysis.combine` step runs on the hub's study runner with the released payloads
+(:class:`~phds.protocol.releases.ReleasePayload` as JSON) and returns either the :class:`Final` result or
+the state of the :class:`NextRound`. :meth:`Analysis.max_rounds` is the most rounds a node answers for
+one study; the node enforces it from its own memory, not from the round number the hub sends.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from phds.analyses.context import LocalContext
 from phds.errors import InputError
-from phds.node.gate import Aggregate
-from phds.node.sources import NodeData
+from phds.privacy.aggregates import Aggregate
+from phds.protocol.releases import ReleasePayload
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -71,9 +75,13 @@ class Analysis(abc.ABC, Generic[P]):
     def check_at_hub(self, params: P, known_concepts: KnownConcepts | None = None) -> None:
         """Checks the hub runs before any node sees the study (override to add some)."""
 
+    def max_rounds(self, params: P) -> int:
+        """The most rounds one study of this analysis may take at a node (one-round analyses: 1)."""
+        return 1
+
     @abc.abstractmethod
-    def local(self, data: NodeData, params: P, round_no: int, state: Mapping[str, Any]) -> LocalStep:
-        """Compute this round's aggregates from the hospital's data."""
+    def local(self, ctx: LocalContext, params: P) -> LocalStep:
+        """Compute this round's aggregates from the hospital's data (``ctx.data``)."""
 
     @abc.abstractmethod
     def combine(
@@ -83,8 +91,17 @@ class Analysis(abc.ABC, Generic[P]):
 
 
 def released_values(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``values`` of a gate payload (see :class:`phds.node.gate.Gate`)."""
-    values = payload.get("values")
-    if not isinstance(values, dict):
-        raise InputError("a released payload has no values", field="payload.values")
-    return values
+    """The ``values`` of a gate payload, checked against :class:`~phds.protocol.releases.ReleasePayload`."""
+    try:
+        checked = ReleasePayload.model_validate(payload)
+    except ValueError as exc:
+        raise InputError(f"a released payload is malformed: {exc}", field="payload") from None
+    return {name: value.model_dump(mode="json") for name, value in checked.values.items()}
+
+
+def released(payload: Mapping[str, Any]) -> ReleasePayload:
+    """A gate payload as its typed wire model."""
+    try:
+        return ReleasePayload.model_validate(payload)
+    except ValueError as exc:
+        raise InputError(f"a released payload is malformed: {exc}", field="payload") from None

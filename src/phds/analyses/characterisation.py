@@ -30,14 +30,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
-from phds.analyses.contingency import _level_order, count_cells
+from phds.analyses.context import LocalContext
+from phds.analyses.contingency import _level_order, cell_labels
 from phds.analyses.feasibility import _count, _total_json
-from phds.analyses.summary import network_k, summary_combine, summary_local
-from phds.analyses.tables import VARIABLE_PATTERN, TableSpec, analysis_table
+from phds.analyses.summary import network_k, numeric_column, summary_combine, summary_local
+from phds.analyses.tables import VARIABLE_PATTERN, TableSpec, analysis_table, id_column, persons_of
 from phds.errors import InputError
-from phds.node.gate import Aggregate, BreakdownAggregate, CountAggregate
-from phds.node.sources import NodeData
-from phds.privacy.disclosure import NetworkTotal, ReleasedCount, network_total
+from phds.privacy.aggregates import Aggregate, BreakdownAggregate, CountAggregate
+from phds.privacy.disclosure import network_total
+from phds.protocol.releases import NetworkTotal, ReleasedCount
 
 Variable = str
 QUARTILES = [0.25, 0.5, 0.75]
@@ -104,39 +105,34 @@ class Characterisation(Analysis[CharacterisationParams]):
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "tabular"
     params_model = CharacterisationParams
 
-    def local(
-        self, data: NodeData, params: CharacterisationParams, round_no: int, state: Mapping[str, Any]
-    ) -> LocalStep:
+    def max_rounds(self, params: CharacterisationParams) -> int:
+        return params.max_rounds + 2
+
+    def local(self, ctx: LocalContext, params: CharacterisationParams) -> LocalStep:
         start = time.perf_counter()
         out: list[Aggregate] = []
         for i, cohort in enumerate(params.cohorts):
             needed = [*params.numeric, *params.categorical]
-            table = analysis_table(data, cohort.table, [*needed, *cohort.where])
+            table = analysis_table(ctx.data, cohort.table, [*needed, *cohort.where])
             for name, value in cohort.where.items():
                 table = table.filter(table[name] == value)
-            with_ids = "person_id" in table.columns
-            frame = table.select([*needed, "person_id"] if with_ids else needed).execute()
-            if round_no == 1:
-                ids = [int(p) for p in frame["person_id"].unique()] if with_ids else None
-                out.append(CountAggregate(f"c{i}.n", len(frame), cohort=ids))
+            frame = table.select([*needed, id_column(cohort.table)]).execute()
+            persons = persons_of(ctx.data, cohort.table, frame)
+            if ctx.round_no == 1:
+                out.append(CountAggregate(f"c{i}.n", persons))
                 for var in params.categorical:
-                    out.append(
-                        BreakdownAggregate(f"c{i}.{var}.cells", count_cells(frame, [var], params.levels))
-                    )
+                    labels, grid = cell_labels(frame, [var], params.levels, ctx.k)
+                    out.append(BreakdownAggregate(f"c{i}.{var}.cells", persons, labels, grid))
             for var in params.numeric:
-                sub = state.get("subs", {}).get(_sub(i, var), {})
-                if round_no > 1 and sub.get("done", True):
+                sub = ctx.state.get("subs", {}).get(_sub(i, var), {})
+                if ctx.round_no > 1 and sub.get("done", True):
                     continue
                 try:
                     raw = frame[var].to_numpy(dtype=float, na_value=np.nan)
                 except (TypeError, ValueError) as exc:
                     raise InputError(f"{var} is not numeric", field="analysis.params.numeric") from exc
-                present = np.sort(raw[~np.isnan(raw)])
-                missing = int(raw.size - present.size)
-                sub_state = sub.get("state", {})
-                out.extend(
-                    summary_local(present, missing, round_no, sub_state, _sub(i, var), data.min_cell_count)
-                )
+                column = numeric_column(ctx.data, cohort.table, raw, frame)
+                out.extend(summary_local(column, ctx, sub.get("state", {}), _sub(i, var)))
         return LocalStep(out, time.perf_counter() - start)
 
     def combine(
@@ -216,7 +212,7 @@ def _result(params: CharacterisationParams, st: Mapping[str, Any]) -> dict[str, 
             for bd in st["categorical"][_sub(i, var)].values():
                 levels.update(bd["cells"])
         ordered = sorted(levels, key=_level_order)
-        zero = ReleasedCount(0, False, 5, 0, 0).to_json()
+        zero = ReleasedCount.exact(0, 5).model_dump(mode="json")
         for i, c in enumerate(params.cohorts):
             bds = st["categorical"][_sub(i, var)]
             per_h: dict[str, Any] = {}

@@ -4,9 +4,9 @@ Each node counts the persons in every cell of ``rows × columns`` (missing value
 and releases the whole table as one breakdown, so its gate suppresses small cells and enough others
 that none can be recovered by subtraction (:func:`phds.privacy.disclosure.protect_breakdown`). When the
 requester lists a variable's ``levels``, every other value is counted as ``other`` and the grid is the
-full product of the listed levels, so a node reveals no level the requester did not name; otherwise
-the levels the node observed appear as cell names. When the table has a ``person_id`` column, the
-cohort's ids guard the table's total against differencing.
+full product of the listed levels, so a node reveals no level the requester did not name. Otherwise
+observed levels held by fewer than k persons merge into ``other`` and only integer codes keep their
+names; a text variable must have its levels listed. Every released cell's persons are overlap-guarded.
 
 The hub adds the released cells: a pooled cell is exact when no hospital suppressed it, otherwise the
 interval :func:`phds.privacy.disclosure.network_total` deduces. The chi-square test of independence
@@ -28,12 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import stats
 
 from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
+from phds.analyses.context import LocalContext
 from phds.analyses.feasibility import _count, _total_json
-from phds.analyses.tables import VARIABLE_PATTERN, TableSpec, analysis_table
+from phds.analyses.tables import VARIABLE_PATTERN, TableSpec, analysis_table, id_column, persons_of
 from phds.errors import InputError
-from phds.node.gate import BreakdownAggregate
-from phds.node.sources import NodeData
-from phds.privacy.disclosure import ReleasedCount, network_total
+from phds.privacy.aggregates import BreakdownAggregate
+from phds.privacy.disclosure import network_total, protect_level_names
+from phds.protocol.releases import ReleasedCount
 
 NA, OTHER = "NA", "other"
 Variable = str
@@ -74,9 +75,16 @@ def cell_key(row: str, column: str | None) -> str:
     return row if column is None else json.dumps([row, column])
 
 
-def count_cells(frame: pd.DataFrame, variables: list[str], levels: Mapping[str, list[str]]) -> dict[str, int]:
-    """Counts of every cell of the grid of *variables* (node side); a partition of the rows."""
-    labelled = pd.DataFrame(index=frame.index)
+def cell_labels(
+    frame: pd.DataFrame, variables: list[str], levels: Mapping[str, list[str]], k: int
+) -> tuple[np.ndarray, list[str]]:
+    """Each row's cell of the grid of *variables*, and the grid's cells in order (node side).
+
+    Declared levels count every other value as ``other``; undeclared ones follow the level-name rule
+    (:func:`~phds.privacy.disclosure.protect_level_names`): small levels merge into ``other``, and only
+    integer codes keep their names.
+    """
+    per_variable: list[list[str]] = []
     grids: list[list[str]] = []
     for var in variables:
         labels = frame[var].map(level_label)
@@ -84,13 +92,15 @@ def count_cells(frame: pd.DataFrame, variables: list[str], levels: Mapping[str, 
             listed = [str(x) for x in levels[var]]
             labels = labels.where(labels.isin([*listed, NA]), OTHER)
             grids.append([*listed, OTHER, NA])
+            per_variable.append(labels.astype(str).tolist())
         else:
-            grids.append(sorted(set(labels), key=_level_order))
-        labelled[var] = labels
-    counts = labelled.value_counts(list(variables), sort=False).to_dict()
+            protected = protect_level_names(labels.astype(str).tolist(), k)
+            grids.append(sorted(set(protected), key=_level_order))
+            per_variable.append(protected)
     if len(variables) == 1:
-        return {g: int(counts.get((g,), 0)) for g in grids[0]}
-    return {cell_key(r, c): int(counts.get((r, c), 0)) for r in grids[0] for c in grids[1]}
+        return np.asarray(per_variable[0], dtype=object), grids[0]
+    keys = [cell_key(r, c) for r, c in zip(per_variable[0], per_variable[1], strict=True)]
+    return np.asarray(keys, dtype=object), [cell_key(r, c) for r in grids[0] for c in grids[1]]
 
 
 def _level_order(level: str) -> tuple[int, float, str]:
@@ -111,23 +121,21 @@ class ContingencyTable(Analysis[TableParams]):
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "tabular"
     params_model = TableParams
 
-    def local(
-        self, data: NodeData, params: TableParams, round_no: int, state: Mapping[str, Any]
-    ) -> LocalStep:
+    def local(self, ctx: LocalContext, params: TableParams) -> LocalStep:
         start = time.perf_counter()
         variables = [params.rows] + ([params.columns] if params.columns else [])
-        table = analysis_table(data, params.table, variables)
-        with_ids = "person_id" in table.columns
-        frame = table.select([*variables, "person_id"] if with_ids else variables).execute()
+        table = analysis_table(ctx.data, params.table, variables)
+        frame = table.select([*variables, id_column(params.table)]).execute()
         for var in variables:
             if var not in params.levels and frame[var].nunique(dropna=True) > params.max_levels:
                 raise InputError(
                     f"{var} has more than {params.max_levels} levels; list the levels to count",
                     field="analysis.params.levels",
                 )
-        cells = count_cells(frame, variables, params.levels)
-        cohort = [int(p) for p in frame["person_id"].dropna().unique()] if with_ids else None
-        return LocalStep([BreakdownAggregate("cells", cells, cohort=cohort)], time.perf_counter() - start)
+        labels, grid = cell_labels(frame, variables, params.levels, ctx.k)
+        persons = persons_of(ctx.data, params.table, frame)
+        cells = BreakdownAggregate("cells", persons, labels, grid)
+        return LocalStep([cells], time.perf_counter() - start)
 
     def combine(
         self, params: TableParams, round_no: int, state: Mapping[str, Any], released: Mapping[str, Any]
@@ -149,13 +157,15 @@ def combine_tables(params: TableParams, breakdowns: Mapping[str, Mapping[str, An
     rows = sorted(row_levels, key=_level_order)
     col_names = sorted(col_levels, key=_level_order)
     cols: list[str | None] = [*col_names] if two_way else [None]
-    zero = ReleasedCount(0, False, 0, 0, 0)
+    zero = ReleasedCount.exact(0, 0)
+    grids = {h: _grid_levels(bd, two_way) for h, bd in breakdowns.items()}
     cells = []
     for r in rows:
         for c in cols:
             key = cell_key(r, c)
             per = {
-                h: bd["cells"][key] if key in bd["cells"] else zero.to_json() for h, bd in breakdowns.items()
+                h: bd["cells"][key] if key in bd["cells"] else _absent(bd, grids[h], r, c, zero)
+                for h, bd in breakdowns.items()
             }
             total = network_total(_count(v) for v in per.values())
             cells.append({"row": r, "column": c, **_total_json(total), "by_hospital": per})
@@ -172,6 +182,35 @@ def combine_tables(params: TableParams, breakdowns: Mapping[str, Mapping[str, An
     if two_way:
         result["chi_square"] = chi_square(cells, rows, col_names)
     return result
+
+
+def _grid_levels(bd: Mapping[str, Any], two_way: bool) -> tuple[set[str], set[str]]:
+    rows: set[str] = set()
+    cols: set[str] = set()
+    for key in bd["cells"]:
+        r, c = json.loads(key) if two_way else (key, None)
+        rows.add(r)
+        if c is not None:
+            cols.add(c)
+    return rows, cols
+
+
+def _absent(
+    bd: Mapping[str, Any], grid: tuple[set[str], set[str]], r: str, c: str | None, zero: ReleasedCount
+) -> dict[str, Any]:
+    """A cell missing from a hospital's grid: 0, unless the level may have merged into its ``other``
+    cell (an undeclared level with fewer than k persons there); then it is bounded by that cell."""
+    rows, cols = grid
+    r2 = r if r in rows else (OTHER if OTHER in rows else None)
+    c2 = None if c is None else (c if c in cols else (OTHER if OTHER in cols else None))
+    if r2 is None or (c is not None and c2 is None) or (r2, c2) == (r, c):
+        return zero.model_dump(mode="json")
+    upper = int(bd["cells"][cell_key(r2, c2)]["upper"])
+    if upper == 0:
+        return zero.model_dump(mode="json")
+    bounded = ReleasedCount(value=None, suppressed=True, threshold=int(bd["total"]["threshold"]), lower=0,
+                            upper=upper, kind="withheld", display=f"0–{upper}")  # fmt: skip
+    return bounded.model_dump(mode="json")
 
 
 def chi_square(cells: list[dict[str, Any]], rows: list[str], cols: list[str]) -> dict[str, Any]:

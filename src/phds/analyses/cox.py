@@ -28,13 +28,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
+from phds.analyses.context import LocalContext
 from phds.analyses.cox_bins import (
     SurvivalFrame,
     admissible_cuts,
-    bin_cells,
     bin_edges,
+    bin_labels,
     bin_of,
     check_cuts,
+    check_grid,
     common_cuts,
     grid_index,
     hub_k,
@@ -45,9 +47,18 @@ from phds.analyses.cox_bins import (
 from phds.analyses.cox_math import Ties, TimeSums, add_sums, partial_likelihood, time_sums
 from phds.analyses.cox_newton import coefficient_table, newton_step
 from phds.analyses.tables import VARIABLE_PATTERN, TableSpec
-from phds.errors import DisclosureRefused, InputError
-from phds.node.gate import Aggregate, BreakdownAggregate, CountAggregate, GlmAggregate, SummaryAggregate
-from phds.node.sources import NodeData
+from phds.errors import InputError
+from phds.privacy.aggregates import (
+    Aggregate,
+    BreakdownAggregate,
+    CountAggregate,
+    DesignEvidence,
+    ModelAggregate,
+    PointEvidence,
+    RiskSetEvidence,
+    SumAggregate,
+)
+from phds.privacy.design_checks import check_linear_predictor
 
 MAX_ROUNDS = 41
 """A node answers no more rounds than this (bounds how many β a hub can probe the data at)."""
@@ -64,6 +75,11 @@ class CoxParams(BaseModel):
     event: Variable = Field(pattern=VARIABLE_PATTERN, max_length=100)
     covariates: list[Variable] = Field(min_length=1, max_length=50)
     categorical: list[Variable] = Field(default_factory=list, description="Covariates to dummy-code")
+    levels: dict[Variable, list[str]] = Field(
+        default_factory=dict,
+        description="the levels of a categorical covariate whose values are text (level names leave a "
+        "hospital only when declared); the first is the reference after sorting",
+    )
     ties: Ties = "efron"
     stratified_by_hospital: bool = True
     min_risk_set: int | None = Field(None, ge=5, description="Unstratified: k for bins; default the policy's")
@@ -85,6 +101,10 @@ class CoxParams(BaseModel):
     def _categorical_are_covariates(self) -> CoxParams:
         if not set(self.categorical) <= set(self.covariates):
             raise ValueError("every categorical variable must also be listed in covariates")
+        if not set(self.levels) <= set(self.categorical):
+            raise ValueError("levels may be declared only for categorical covariates")
+        if any(len(set(v)) != len(v) or len(v) < 2 for v in self.levels.values()):
+            raise ValueError("declare at least two distinct levels of a categorical covariate")
         return self
 
 
@@ -109,16 +129,6 @@ def _design(f: SurvivalFrame, params: CoxParams, levels: Mapping[str, list[str]]
             raise InputError(f"{c} has a level the study did not agree", field="analysis.params.categorical")
         cols += [(values == lev).astype(np.float64) for lev in levels[c][1:]]
     return np.column_stack(cols) if cols else np.zeros((len(f.event), 0))
-
-
-def _binary_levels(x: np.ndarray, event: np.ndarray, names: list[str], ev: str) -> dict[str, dict[str, int]]:
-    """Observed levels of the event and of every two-valued column, for the gate's nfilter.tab check."""
-    levels: dict[str, dict[str, int]] = {ev: {"0": int((~event).sum()), "1": int(event.sum())}}
-    for j, name in enumerate(names):
-        values, counts = np.unique(x[:, j], return_counts=True)
-        if len(values) <= 2:
-            levels[name] = {repr(float(v)): int(c) for v, c in zip(values, counts, strict=True)}
-    return levels
 
 
 def _flatten(s: TimeSums, efron: bool) -> dict[str, Any]:
@@ -148,53 +158,77 @@ class CoxPH(Analysis[CoxParams]):
 
     # -- node ----------------------------------------------------------------------------------------
 
-    def local(self, data: NodeData, params: CoxParams, round_no: int, state: Mapping[str, Any]) -> LocalStep:
+    def max_rounds(self, params: CoxParams) -> int:
+        return MAX_ROUNDS
+
+    def local(self, ctx: LocalContext, params: CoxParams) -> LocalStep:
         """Round 1: design facts; unstratified round 2: bins; later rounds: one Newton evaluation."""
         start = time.perf_counter()
-        if round_no > MAX_ROUNDS:
-            raise DisclosureRefused(f"a Cox fit may take at most {MAX_ROUNDS} rounds at this node")
-        f = load_survival(data, params.table, params.duration, params.event, params.covariates,
+        round_no, state = ctx.round_no, ctx.state
+        f = load_survival(ctx.data, params.table, params.duration, params.event, params.covariates,
                           categorical=params.categorical)  # fmt: skip
-        n = len(f.event)
+        persons = f.persons
         aggregates: list[Aggregate] = []
         if round_no == 1:
-            aggregates += [CountAggregate("events", int(f.event.sum())), CountAggregate("dropped", f.dropped)]
+            aggregates += [CountAggregate("events", persons.subset(f.event)),
+                           CountAggregate("dropped", f.dropped_persons)]  # fmt: skip
             for c in params.categorical:
-                found, counts = np.unique(f.categories[c], return_counts=True)
-                cells = {str(v): int(k) for v, k in zip(found, counts, strict=True)}
-                aggregates.append(BreakdownAggregate(f"levels.{c}", cells))
+                if c in params.levels:
+                    declared = [str(v) for v in params.levels[c]]
+                    if not set(f.categories[c].astype(str).tolist()) <= set(declared):
+                        raise InputError(
+                            f"{c} has values outside its declared levels", field="analysis.params.levels"
+                        )
+                    aggregates.append(BreakdownAggregate(f"levels.{c}", persons, f.categories[c], declared))
+                    continue
+                levels = sorted(set(f.categories[c].tolist()))
+                aggregates.append(
+                    BreakdownAggregate(f"levels.{c}", persons, f.categories[c], levels, declared=False)
+                )
             if not params.stratified_by_hospital:
                 numeric = [c for c in params.covariates if c not in params.categorical]
-                totals = {c: float(v) for c, v in zip(numeric, f.x.sum(axis=0), strict=True)}
-                aggregates.append(SummaryAggregate("covariate_sums", n, totals))
+                totals = {c: f.x[:, j] for j, c in enumerate(numeric)}
+                aggregates.append(SumAggregate("covariate_sums", persons, totals))
             return LocalStep(aggregates, time.perf_counter() - start)
         x = _design(f, params, state["levels"])
         p = x.shape[1]
-        levels = _binary_levels(x, f.event, state["columns"], params.event)
         beta = np.asarray(state["beta"], dtype=np.float64)
         if beta.shape != (p,) or len(state["columns"]) != p:
             raise InputError("the study state does not match the model's columns", field="state")
+        design = DesignEvidence(x, list(state["columns"]), f.event.astype(np.float64))
+        with np.errstate(all="ignore"):
+            eta = (x - x.mean(axis=0)) @ beta if p else np.zeros(len(f.event))
+        check_linear_predictor(eta)  # before any sum is computed at a β the hub chose
+        weights = np.exp(eta - eta.max(initial=0.0))
+        order = np.argsort(-f.duration, kind="stable")  # risk sets are prefixes in this order
+        event_times = np.unique(f.duration[f.event])
+        ends = np.searchsorted(-f.duration[order], -event_times, side="right")
+        point = PointEvidence(eta, weights)
+        risk = RiskSetEvidence(weights[order], ends.astype(np.int64))
         if params.stratified_by_hospital:
             x = x - x.mean(axis=0)  # the partial likelihood is invariant to centring
             sums = time_sums(np.unique(f.duration, return_inverse=True)[1], f.event, x, beta)
             ll, grad, hess = partial_likelihood(sums, beta, params.ties)
             values = {"loglik": ll, "gradient": grad.tolist(), "hessian": hess.tolist()}
-            aggregates.append(GlmAggregate("cox_step", n, p, levels, values))
+            aggregates.append(ModelAggregate("cox_step", persons, p, values, design, point, risk))
             return LocalStep(aggregates, time.perf_counter() - start)
         grid = grid_index(f.duration, params.time_origin, params.time_width)
-        k = node_k(data, params.min_risk_set, state)
+        k = node_k(ctx, params.min_risk_set, state)
         binary = [
             (x[:, j] == x[:, j].max()).astype(np.int64) for j in range(p) if len(np.unique(x[:, j])) == 2
         ]
         own = admissible_cuts(grid, f.event, k, binary)
         if round_no == 2:
-            aggregates.append(BreakdownAggregate("bins", bin_cells(grid, f.event, own)))
+            check_grid(ctx, persons.universe, params.time_origin, params.time_width)
+            labels, levels = bin_labels(grid, f.event, own)
+            aggregates.append(BreakdownAggregate("bins", persons, labels, levels))
             return LocalStep(aggregates, time.perf_counter() - start)
         cuts = [int(c) for c in state["cuts"]]
         check_cuts(own, cuts)
         x = x - np.asarray(state["center"], dtype=np.float64)
         sums = time_sums(bin_of(grid, cuts), f.event, x, beta, n_keys=len(cuts) + 1)
-        aggregates.append(GlmAggregate("risk_sets", n, p, levels, _flatten(sums, params.ties == "efron")))
+        values = _flatten(sums, params.ties == "efron")
+        aggregates.append(ModelAggregate("risk_sets", persons, p, values, design, point, risk))
         return LocalStep(aggregates, time.perf_counter() - start)
 
     # -- hub -----------------------------------------------------------------------------------------

@@ -21,15 +21,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from phds.analyses.tables import TableSpec, analysis_table
+from phds.analyses.context import LocalContext
+from phds.analyses.tables import TableSpec, analysis_table, id_column, persons_of
 from phds.errors import DisclosureRefused, InputError
-from phds.node.sources import NodeData
+from phds.privacy.aggregates import Persons
 from phds.privacy.disclosure import NETWORK_MIN_CELL_COUNT
+
+if TYPE_CHECKING:
+    from phds.sources import NodeData
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class SurvivalFrame:
     group: NDArray[np.str_] | None
     dropped: int
     categories: dict[str, NDArray[np.str_]]
+    persons: Persons
+    dropped_persons: Persons
 
 
 def load_survival(
@@ -60,8 +66,11 @@ def load_survival(
     """
     numeric = [c for c in covariates if c not in categorical]
     names = [duration, event, *covariates, *categorical, *([group] if group else [])]
-    frame = analysis_table(data, table, list(dict.fromkeys(names))).select(*dict.fromkeys(names)).execute()
+    selected = [*dict.fromkeys(names), id_column(table)]
+    frame = analysis_table(data, table, list(dict.fromkeys(names))).select(*selected).execute()
     complete = frame.dropna()
+    everyone = persons_of(data, table, frame)
+    kept = frame.index.isin(complete.index)
     try:
         dur = complete[duration].to_numpy(dtype=np.float64)
         ev_raw = complete[event].to_numpy(dtype=np.float64)
@@ -76,7 +85,16 @@ def load_survival(
         raise InputError("durations must be finite and non-negative", field="analysis.params.duration")
     labels = _as_text(complete[group]) if group else None
     cats = {c: _as_text(complete[c]) for c in categorical}
-    return SurvivalFrame(dur, ev_raw == 1.0, x, labels, len(frame) - len(complete), cats)
+    return SurvivalFrame(
+        dur,
+        ev_raw == 1.0,
+        x,
+        labels,
+        len(frame) - len(complete),
+        cats,
+        everyone.subset(kept),
+        everyone.subset(~kept),
+    )
 
 
 def _as_text(column: Any) -> NDArray[np.str_]:
@@ -154,10 +172,31 @@ def check_cuts(own: Sequence[int], requested: Sequence[int]) -> None:
         raise DisclosureRefused("the requested time bins would release counts below the minimum cell count")
 
 
-def node_k(data: NodeData, min_risk_set: int | None, state: Mapping[str, Any]) -> int:
-    """The threshold a node bins with: the largest of the network floor, the requester's ``min_risk_set``,
-    the hub's ``k`` (the largest ``min_cell_count`` the gates reported) and the node's own policy value."""
-    return max(NETWORK_MIN_CELL_COUNT, data.min_cell_count, min_risk_set or 0, int(state.get("k", 0)))
+def node_k(ctx: LocalContext, min_risk_set: int | None, state: Mapping[str, Any]) -> int:
+    """The threshold a node bins with: the largest of the node policy's k, the requester's
+    ``min_risk_set`` and the hub's ``k`` (which can only raise it)."""
+    return max(ctx.k, min_risk_set or 0, int(state.get("k", 0)))
+
+
+def check_grid(ctx: LocalContext, universe: str, origin: float, width: float) -> None:
+    """The node fixes a requester's time grid on a dataset the first time it releases time bins for it.
+
+    Later grids must be coarsenings of it (a width that is a whole multiple, an origin on its points):
+    two grids with shifted origins would otherwise give the events between their edges by subtraction.
+    """
+    key = f"time_grid:{universe}"
+    fixed = ctx.requester_memory.recall(key)
+    if fixed is None:
+        ctx.requester_memory.remember(key, {"origin": origin, "width": width})
+        return
+    base_origin, base_width = float(fixed["origin"]), float(fixed["width"])
+    ratio, offset = width / base_width, (origin - base_origin) / base_width
+    if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1 or abs(offset - round(offset)) > 1e-9:
+        raise InputError(
+            f"this hospital fixed your time grid on this dataset at origin {base_origin:g} and width "
+            f"{base_width:g}; use a width that is a whole multiple of it and an origin on its points",
+            field="analysis.params.time_origin",
+        )
 
 
 def hub_k(released: Mapping[str, Mapping[str, Any]], min_risk_set: int | None) -> int:
@@ -166,24 +205,22 @@ def hub_k(released: Mapping[str, Mapping[str, Any]], min_risk_set: int | None) -
     return max([NETWORK_MIN_CELL_COUNT, min_risk_set or 0, *reported])
 
 
-def bin_cells(
+def bin_labels(
     grid: NDArray[np.int64],
     event: NDArray[np.bool_],
     cuts: Sequence[int],
     labels: NDArray[np.str_] | None = None,
-) -> dict[str, int]:
-    """Breakdown cells ``[label|]start:event`` / ``…:censored`` of the bins that *cuts* define."""
+) -> tuple[NDArray[Any], list[str]]:
+    """Each person's breakdown cell ``[label|]start:event`` / ``…:censored`` on the bins *cuts* define,
+    and every cell of the grid in order (the gate counts them)."""
     per_bin = bin_of(grid, cuts)
-    groups = [None] if labels is None else sorted(set(labels.tolist()))
-    cells: dict[str, int] = {}
-    for g in groups:
-        rows = np.ones(len(grid), bool) if g is None else labels == g
-        prefix = "" if g is None else f"{g}|"
-        for b, cut in enumerate([0, *cuts]):
-            here = rows & (per_bin == b)
-            cells[f"{prefix}{cut}:event"] = int((here & event).sum())
-            cells[f"{prefix}{cut}:censored"] = int((here & ~event).sum())
-    return cells
+    starts = np.asarray([0, *cuts], dtype=np.int64)[per_bin]
+    status = np.where(event, "event", "censored")
+    prefix = np.full(len(grid), "", dtype=object) if labels is None else np.char.add(labels.astype(str), "|")
+    cell = np.asarray([f"{p}{s}:{e}" for p, s, e in zip(prefix, starts.tolist(), status, strict=True)])
+    groups = [""] if labels is None else [f"{g}|" for g in sorted(set(labels.tolist()))]
+    levels = [f"{g}{cut}:{kind}" for g in groups for cut in [0, *cuts] for kind in ("event", "censored")]
+    return cell, levels
 
 
 def parse_cells(
@@ -214,10 +251,11 @@ def bin_edges(cuts: Sequence[int], origin: float, width: float) -> list[dict[str
 __all__ = [
     "SurvivalFrame",
     "admissible_cuts",
-    "bin_cells",
     "bin_edges",
+    "bin_labels",
     "bin_of",
     "check_cuts",
+    "check_grid",
     "common_cuts",
     "grid_index",
     "hub_k",

@@ -15,14 +15,17 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from phds.analyses.base import Analysis, Final, KnownConcepts, LocalStep, NextRound, released_values
+from phds.analyses.context import LocalContext
 from phds.cohorts import CohortDefinition, count_cohort_persons, parse_cohort, validate_concepts
+from phds.cohorts.count import AGE_GROUP_LEVELS, SEX_LEVELS
 from phds.errors import InputError
-from phds.node.gate import Aggregate, BreakdownAggregate, CountAggregate
-from phds.node.sources import NodeData
-from phds.privacy.disclosure import ReleasedCount, network_total
+from phds.privacy.aggregates import Aggregate, BreakdownAggregate, CountAggregate, Persons
+from phds.privacy.disclosure import network_total
+from phds.protocol.releases import ReleasedCount
 
 Breakdown = Literal["sex", "age_group", "year"]
 
@@ -75,15 +78,20 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
             except InputError as exc:
                 raise InputError(exc.message.split(": ", 1)[-1], field="analysis.params.cohort") from exc
 
-    def local(
-        self, data: NodeData, params: FeasibilityParams, round_no: int, state: Mapping[str, Any]
-    ) -> LocalStep:
-        store = data.omop(params.source)
+    def local(self, ctx: LocalContext, params: FeasibilityParams) -> LocalStep:
+        store = ctx.data.omop(params.source)
         definition = params.definition()
-        counts, persons = count_cohort_persons(store, definition, breakdowns=params.breakdowns)
-        aggregates: list[Aggregate] = [CountAggregate("persons", counts.total, cohort=persons)]
+        counts, ids, labels = count_cohort_persons(store, definition, breakdowns=params.breakdowns)
+        persons = Persons.of(ctx.data.universe(source=params.source), ids)
+        aggregates: list[Aggregate] = [CountAggregate("persons", persons)]
         for dim in params.breakdowns:
-            aggregates.append(BreakdownAggregate(f"by_{dim}", counts.table(dim), cohort=persons))
+            observed = list(counts.table(dim))
+            # Sex and ICH E11 groups are a fixed vocabulary; years are integer codes.
+            fixed = {"sex": SEX_LEVELS, "age_group": AGE_GROUP_LEVELS}.get(dim)
+            declared = fixed is not None and set(observed) <= set(fixed)
+            aggregates.append(
+                BreakdownAggregate(f"by_{dim}", persons, np.asarray(labels[dim]), observed, declared)
+            )
         return LocalStep(aggregates, counts.compute_seconds)
 
     def combine(
@@ -121,21 +129,8 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
 
 
 def _count(raw: Mapping[str, Any]) -> ReleasedCount:
-    return ReleasedCount(
-        value=raw["value"],
-        suppressed=bool(raw["suppressed"]),
-        threshold=int(raw["threshold"]),
-        lower=int(raw["lower"]),
-        upper=int(raw["upper"]),
-        kind=raw.get("kind"),
-    )
+    return ReleasedCount.model_validate(raw)
 
 
 def _total_json(total: Any) -> dict[str, Any]:
-    return {
-        "lower": total.lower,
-        "upper": total.upper,
-        "exact": total.exact,
-        "display": str(total),
-        "suppressed_contributions": total.suppressed_contributions,
-    }
+    return dict(total.model_dump(mode="json"))

@@ -29,9 +29,11 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
+from phds.analyses.context import LocalContext
 from phds.analyses.glm_design import (
     build_design,
     irls_step,
@@ -39,15 +41,20 @@ from phds.analyses.glm_design import (
     local_levels,
     null_step,
     sort_levels,
-    two_levels,
 )
 from phds.analyses.glm_family import Family
-from phds.analyses.glm_formula import Expression, ParsedFormula, parse_expression, parse_formula
+from phds.analyses.glm_formula import (
+    Expression,
+    ParsedFormula,
+    check_vetted,
+    parse_expression,
+    parse_formula,
+)
 from phds.analyses.glm_summary import converged, pooled_solve, summary
 from phds.analyses.tables import TableSpec
-from phds.errors import InputError
-from phds.node.gate import GlmAggregate
-from phds.node.sources import NodeData
+from phds.errors import DisclosureRefused, InputError
+from phds.privacy.aggregates import DesignEvidence, ModelAggregate
+from phds.privacy.disclosure import protect_level_names
 
 NULL_MAX_ITER = 100  # statsmodels' default maxiter for the null model's fit
 
@@ -65,24 +72,29 @@ class GlmParams(BaseModel):
     max_iter: int = Field(default=25, ge=1, le=100, description="IRLS iterations (R's glm.control)")
     tol: float = Field(default=1e-8, gt=0, le=1e-2, description="deviance change that stops IRLS")
     reference_levels: dict[str, str] = Field(default_factory=dict, description="variable → level")
+    levels: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="variable → its level names, for a C() factor whose values are text (level names "
+        "leave a hospital only when declared)",
+    )
 
     @field_validator("formula")
     @classmethod
     def _formula(cls, v: str) -> str:
         try:
-            parse_formula(v)
+            check_vetted(parse_formula(v).outcome, "outcome", "formula")
         except InputError as exc:
-            raise ValueError(exc.message) from None
+            raise ValueError(exc.message.split(": ", 1)[-1]) from None
         return v
 
     @field_validator("offset", "weights")
     @classmethod
-    def _expression(cls, v: str | None) -> str | None:
+    def _expression(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None:
             try:
-                parse_expression(v, "expression")
+                check_vetted(parse_expression(v, "expression"), str(info.field_name), "expression")
             except InputError as exc:
-                raise ValueError(exc.message) from None
+                raise ValueError(exc.message.split(": ", 1)[-1]) from None
         return v
 
     @property
@@ -135,20 +147,39 @@ class Glm(Analysis[GlmParams]):
                 raise InputError(
                     f"{var} is not a C() factor of the formula", field="analysis.params.reference_levels"
                 )
+        for var, names in params.levels.items():
+            if var not in formula.variables:  # a C() factor, or a text column (a factor by its type)
+                raise InputError(f"{var} is not a variable of the formula", field="analysis.params.levels")
+            if len(set(names)) != len(names) or not names:
+                raise InputError(f"declare distinct levels of {var}", field="analysis.params.levels")
 
     # -- node ---------------------------------------------------------------------------------------
-    def local(self, data: NodeData, params: GlmParams, round_no: int, state: Mapping[str, Any]) -> LocalStep:
+    def max_rounds(self, params: GlmParams) -> int:
+        # design, then up to max_iter + 1 IRLS rounds (the null model runs alongside), restarted at
+        # most twice when hospitals leave
+        return 3 * (params.max_iter + 3)
+
+    def local(self, ctx: LocalContext, params: GlmParams) -> LocalStep:
         start = time.perf_counter()
+        state = ctx.state
         family = Family(params.family)
         formula, offset, weights = params.parsed()
-        frame = load_frame(data, params.table, formula, offset, weights, family)
+        frame = load_frame(ctx.data, params.table, formula, offset, weights, family)
         n = len(frame.y)
         if state.get("phase", "design") == "design":
             counts = local_levels(frame)
-            binary = {f"C({v}) level #{i + 1} by frequency": {"in": c, "out": n - c}
-                      for v, lv in counts.items() for i, c in enumerate(lv.values())}  # fmt: skip
-            if (outcome := two_levels(frame.y)) is not None:
-                binary[f"outcome {formula.outcome.text}"] = outcome
+            for var, lv in counts.items():
+                if var in params.levels:
+                    if not set(lv) <= {str(name) for name in params.levels[var]}:
+                        raise InputError(
+                            f"C({var}) has values outside its declared levels", field="analysis.params.levels"
+                        )
+                else:
+                    protect_level_names(list(lv), 0, field="analysis.params.formula")
+                if any(c < ctx.k for c in lv.values()):
+                    raise DisclosureRefused(
+                        f"C({var}) has a level with fewer than {ctx.k} rows here (DataSHIELD nfilter.tab)"
+                    )
             values: dict[str, Any] = {
                 "levels": {v: sorted(lv) for v, lv in counts.items()},
                 "sum_y": float(frame.y.sum()),
@@ -156,15 +187,18 @@ class Glm(Analysis[GlmParams]):
                 "sum_wy": float((frame.weights * frame.y).sum()),
             }
             n_params = 1 + len(formula.variables) - len(formula.outcome.variables)
-            agg = GlmAggregate("glm", n, n_params, binary, _flat(values))
+            evidence = DesignEvidence(np.ones((n, 1)), ["Intercept"], frame.y, frame.weights)
+            agg = ModelAggregate("glm", frame.persons, n_params, _flat(values), design=evidence)
             return LocalStep([agg], time.perf_counter() - start)
         design = build_design(frame, formula, state["levels"])
         values = {"columns": design.columns}
+        point = None
         if not state["main_done"]:
-            values["main"] = irls_step(frame, design, family, state["beta"], state["mean_y"])
+            values["main"], point = irls_step(frame, design, family, state["beta"], state["mean_y"])
         if not state["null_done"]:
             values["null"] = null_step(frame, family, state["null_beta"], state["null_mu"])
-        agg = GlmAggregate("glm", n, len(design.columns), design.binary_levels, _flat(values))
+        evidence = DesignEvidence(design.x, design.columns, frame.y, frame.weights)
+        agg = ModelAggregate("glm", frame.persons, len(design.columns), _flat(values), evidence, point)
         return LocalStep([agg], time.perf_counter() - start)
 
     # -- hub ----------------------------------------------------------------------------------------

@@ -19,16 +19,20 @@ import json
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 
 from phds.analyses.glm_family import Family
 from phds.analyses.glm_formula import Expression, ParsedFormula
-from phds.analyses.tables import TableSpec, analysis_table
+from phds.analyses.tables import TableSpec, analysis_table, id_column, persons_of
 from phds.errors import InputError
-from phds.node.sources import NodeData
+from phds.privacy.aggregates import Persons, PointEvidence
+from phds.privacy.design_checks import check_linear_predictor
+
+if TYPE_CHECKING:
+    from phds.sources import NodeData
 
 CACHE_SIZE = 16  # frames and designs; a 200,000 × 12 design is about 20 MB
 _cache: OrderedDict[tuple[Any, ...], tuple[object, Any]] = OrderedDict()
@@ -76,6 +80,7 @@ class Frame:
     y: np.ndarray
     offset: np.ndarray
     weights: np.ndarray
+    persons: Persons
 
 
 def load_frame(
@@ -91,7 +96,8 @@ def load_frame(
 
     def build() -> Frame:
         table = analysis_table(data, spec, variables, field="analysis.params.formula")
-        df = table.select(*variables).execute().dropna().reset_index(drop=True)
+        df = table.select(*variables, id_column(spec)).execute().dropna().reset_index(drop=True)
+        persons = persons_of(data, spec, df)
         rhs_vars = set(formula.variables) - set(formula.outcome.variables)
         text = [v for v in formula.variables if v in rhs_vars and not pd.api.types.is_numeric_dtype(df[v])]
         categorical = tuple(dict.fromkeys([*formula.categorical, *text]))
@@ -110,7 +116,7 @@ def load_frame(
             raise InputError("a binomial outcome must be 0 or 1", field="analysis.params.formula")
         if family.name == "poisson" and np.any(y < 0):
             raise InputError("a Poisson outcome cannot be negative", field="analysis.params.formula")
-        return Frame(df, categorical, y, off, w)
+        return Frame(df, categorical, y, off, w, persons)
 
     key = ("frame", spec.model_dump_json(), formula.rhs, formula.outcome.text,
            offset.text if offset else None, weights.text if weights else None)  # fmt: skip
@@ -182,14 +188,18 @@ def build_design(frame: Frame, formula: ParsedFormula, levels: Mapping[str, list
 
 def irls_step(
     frame: Frame, design: Design, family: Family, beta: list[float] | None, mean_y: float
-) -> dict[str, Any]:
-    """Deviance, Pearson χ², log-likelihood terms at β, and the QR factor of the next WLS problem."""
+) -> tuple[dict[str, Any], PointEvidence | None]:
+    """Deviance, Pearson χ², log-likelihood terms at β, and the QR factor of the next WLS problem; with
+    a β from the hub, the linear predictors and working weights the gate checks for admissibility."""
     x, y, off, w = design.x, frame.y, frame.offset, frame.weights
     if beta is None:  # statsmodels: μ₀ from starting_mu, η₀ = g(μ₀) without the offset
         mu = family.starting_mu(y, mean_y)
         eta = family.link(mu)
     else:
-        eta = x @ np.asarray(beta, dtype=float) + off
+        with np.errstate(all="ignore"):
+            eta = x @ np.asarray(beta, dtype=float) + off
+        if family.link_name != "identity":
+            check_linear_predictor(eta)  # before anything is computed at a β the hub chose
         mu = family.inverse(eta)
     p = x.shape[1]
     ww = w * family.irls_weights(mu)
@@ -203,12 +213,15 @@ def irls_step(
         r = np.vstack([r, np.zeros((p + 1 - r.shape[0], p + 1))])
     signs = np.where(np.diag(r) < 0, -1.0, 1.0)
     r = r * signs[:, None]
-    return {
+    values = {
         "deviance": float(np.sum(w * family.unit_deviance(y, mu))),
         "pearson": float(np.sum(w * (y - mu) ** 2 / family.variance(mu))),
         "loglik": family.loglik_sum(y, mu, w),
         "r": r[:p, :].tolist(),
     }
+    if beta is None:
+        return values, None
+    return values, PointEvidence(None if family.link_name == "identity" else eta, ww)
 
 
 def null_step(frame: Frame, family: Family, beta0: float | None, mu0: float | None) -> dict[str, float]:

@@ -228,6 +228,28 @@ class Expression:
         return np.broadcast_to(out, (n,)).copy() if out.ndim == 0 else out
 
 
+VETTED_TRANSFORMS: dict[str, tuple[str, ...]] = {"outcome": (), "offset": ("log",), "weights": ()}
+"""What an outcome, offset or weights expression may be besides a raw variable: ``log(t)`` for an offset
+(a Poisson rate's exposure time). Arithmetic there would let a requester single out rows (an outcome that
+is zero but for one patient, a weight concentrated on one row), so nothing else is allowed."""
+
+
+def check_vetted(expression: Expression, role: str, field_name: str) -> None:
+    """Refuse an outcome, offset or weights that is neither a raw variable nor a vetted transform of one."""
+    tree = expression.tree
+    if tree[0] == "var":
+        return
+    allowed = VETTED_TRANSFORMS[role]
+    if tree[0] == "fn" and tree[1] in allowed and tree[2][0] == "var":
+        return
+    also = f" or {' / '.join(f'{fn}(variable)' for fn in allowed)}" if allowed else ""
+    raise _fail(
+        f"the {role} must be a variable{also}, not {expression.text!r}: arithmetic on the {role} can "
+        "single out rows",
+        field_name,
+    )
+
+
 def parse_expression(text: str, field_name: str) -> Expression:
     """Parse an arithmetic expression (e.g. ``np.log(survtime)``)."""
     parser = _Parser(tokenize(text, field_name), field_name)

@@ -27,11 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 
 from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
+from phds.analyses.context import LocalContext
 from phds.analyses.cox_bins import (
     admissible_cuts,
-    bin_cells,
     bin_edges,
+    bin_labels,
     bin_of,
+    check_grid,
     common_cuts,
     grid_index,
     hub_k,
@@ -42,8 +44,7 @@ from phds.analyses.cox_bins import (
 from phds.analyses.cox_newton import Z_95
 from phds.analyses.tables import VARIABLE_PATTERN, TableSpec
 from phds.errors import InputError
-from phds.node.gate import BreakdownAggregate, CountAggregate
-from phds.node.sources import NodeData
+from phds.privacy.aggregates import Aggregate, BreakdownAggregate, CountAggregate
 
 Rows = list[tuple[int, int, int]]  # (bin start cut, events, censored)
 
@@ -122,19 +123,25 @@ class KaplanMeier(Analysis[KaplanMeierParams]):
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "tabular"
     params_model = KaplanMeierParams
 
-    def local(
-        self, data: NodeData, params: KaplanMeierParams, round_no: int, state: Mapping[str, Any]
-    ) -> LocalStep:
+    def max_rounds(self, params: KaplanMeierParams) -> int:
+        return 2
+
+    def local(self, ctx: LocalContext, params: KaplanMeierParams) -> LocalStep:
         start = time.perf_counter()
-        f = load_survival(data, params.table, params.duration, params.event, (), params.group)
-        if round_no == 1:
-            counts = [CountAggregate("persons", len(f.event)), CountAggregate("events", int(f.event.sum()))]
-            return LocalStep([*counts, CountAggregate("dropped", f.dropped)], time.perf_counter() - start)
+        f = load_survival(ctx.data, params.table, params.duration, params.event, (), params.group)
+        if ctx.round_no == 1:
+            counts: list[Aggregate] = [
+                CountAggregate("persons", f.persons),
+                CountAggregate("events", f.persons.subset(f.event)),
+                CountAggregate("dropped", f.dropped_persons),
+            ]
+            return LocalStep(counts, time.perf_counter() - start)
+        check_grid(ctx, f.persons.universe, params.time_origin, params.time_width)
         grid = grid_index(f.duration, params.time_origin, params.time_width)
         groups = [] if f.group is None else [np.unique(f.group, return_inverse=True)[1].astype(np.int64)]
-        cuts = admissible_cuts(grid, f.event, node_k(data, params.min_count, state), groups)
-        cells = bin_cells(grid, f.event, cuts, f.group)
-        return LocalStep([BreakdownAggregate("bins", cells)], time.perf_counter() - start)
+        cuts = admissible_cuts(grid, f.event, node_k(ctx, params.min_count, ctx.state), groups)
+        labels, levels = bin_labels(grid, f.event, cuts, f.group)
+        return LocalStep([BreakdownAggregate("bins", f.persons, labels, levels)], time.perf_counter() - start)
 
     def combine(
         self,

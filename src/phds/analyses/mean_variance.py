@@ -17,9 +17,11 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
+from phds.analyses.context import LocalContext
+from phds.analyses.summary import numeric_values
+from phds.analyses.tables import TableSpec
 from phds.errors import InputError
-from phds.node.gate import CountAggregate, SummaryAggregate
-from phds.node.sources import NodeData
+from phds.privacy.aggregates import Aggregate, CountAggregate, SumAggregate
 
 
 class MeanVarianceParams(BaseModel):
@@ -40,41 +42,21 @@ class MeanVariance(Analysis[MeanVarianceParams]):
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "tabular"
     params_model = MeanVarianceParams
 
-    def local(
-        self, data: NodeData, params: MeanVarianceParams, round_no: int, state: Mapping[str, Any]
-    ) -> LocalStep:
+    def max_rounds(self, params: MeanVarianceParams) -> int:
+        return 2
+
+    def local(self, ctx: LocalContext, params: MeanVarianceParams) -> LocalStep:
         start = time.perf_counter()
-        table = data.tabular(params.dataset)
-        if params.variable not in table.columns:
-            raise InputError(
-                f"dataset {params.dataset} has no variable {params.variable!r}",
-                field="analysis.params.variable",
-            )
-        column = table[params.variable]
-        if not column.type().is_numeric():
-            raise InputError(f"{params.variable} is not numeric", field="analysis.params.variable")
-        present = table.filter(column.notnull())
-        if round_no == 1:
-            row = (
-                table.aggregate(
-                    n=column.count(),
-                    missing=column.isnull().sum(),
-                    total=column.sum(),
-                )
-                .execute()
-                .iloc[0]
-            )
-            n = int(row["n"])
-            aggregates: list[Any] = [
-                SummaryAggregate("moments", n, {"sum": float(row["total"] or 0.0)}),
-                CountAggregate("missing", int(row["missing"] or 0)),
+        column = numeric_values(ctx.data, TableSpec(dataset=params.dataset), params.variable, {})
+        values = column.values
+        if ctx.round_no == 1:
+            aggregates: list[Aggregate] = [
+                SumAggregate("moments", column.persons, {"sum": values}, variable=values),
+                CountAggregate("missing", column.missing),
             ]
         else:
-            mean = float(state["mean"])
-            deviation = (present[params.variable].cast("float64") - mean) ** 2
-            row = present.aggregate(n=present.count(), ssd=deviation.sum()).execute().iloc[0]
-            n = int(row["n"])
-            aggregates = [SummaryAggregate("moments", n, {"ssd": float(row["ssd"] or 0.0)})]
+            ssd = (values - float(ctx.state["mean"])) ** 2
+            aggregates = [SumAggregate("moments", column.persons, {"ssd": ssd}, variable=values)]
         return LocalStep(aggregates, time.perf_counter() - start)
 
     def combine(

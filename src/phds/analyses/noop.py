@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 from phds.analyses.base import Analysis, Final, LocalStep, NextRound
-from phds.node.sources import NodeData
+from phds.analyses.context import LocalContext
 
 
 class NoOpParams(BaseModel):
@@ -30,7 +30,7 @@ class NoOp(Analysis[NoOpParams]):
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "none"
     params_model = NoOpParams
 
-    def local(self, data: NodeData, params: NoOpParams, round_no: int, state: Mapping[str, Any]) -> LocalStep:
+    def local(self, ctx: LocalContext, params: NoOpParams) -> LocalStep:
         return LocalStep([])
 
     def combine(

@@ -50,7 +50,7 @@ from phds.protocol.canonical import canonical_json
 
 if TYPE_CHECKING:
     from phds.analyses.tables import TableSpec
-    from phds.node.sources import NodeData
+    from phds.sources import NodeData
 
 __all__ = [
     "GROUND_TRUTH_TABLE",

@@ -32,16 +32,20 @@ import copy
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
-from phds.analyses.tables import VARIABLE_PATTERN, TableSpec, analysis_table
+from phds.analyses.context import LocalContext
+from phds.analyses.tables import VARIABLE_PATTERN, TableSpec, analysis_table, id_column, persons_of
 from phds.errors import InputError
-from phds.node.gate import Aggregate, BreakdownAggregate, CountAggregate, SummaryAggregate
-from phds.node.sources import NodeData
+from phds.privacy.aggregates import Aggregate, BreakdownAggregate, CountAggregate, Persons, SumAggregate
+
+if TYPE_CHECKING:
+    from phds.sources import NodeData
 from phds.privacy.disclosure import NETWORK_MIN_CELL_COUNT
 
 Released = Mapping[str, Mapping[str, Any]]  # hospital → the gate payload's "values"
@@ -69,65 +73,86 @@ class SummaryParams(BaseModel):
 # -- node side ----------------------------------------------------------------------------------------
 
 
-def numeric_values(data: NodeData, spec: TableSpec, variable: str, where: Mapping[str, Any]) -> Any:
-    """The non-missing values (float64, sorted) and the number missing, at the node; never released."""
-    table = analysis_table(data, spec, [variable, *where])
+@dataclass(frozen=True)
+class NumericColumn:
+    """A numeric variable at the node: its non-missing values (sorted) with their persons, and the
+    persons whose value is missing. Never released; the gate releases aggregates of it."""
+
+    values: np.ndarray
+    persons: Persons
+    missing: Persons
+
+
+def numeric_values(data: NodeData, spec: TableSpec, variable: str, where: Mapping[str, Any]) -> NumericColumn:
+    """The variable's values at the node, with the row identities the gate guards."""
+    table = analysis_table(data, spec, [variable, *where], field="analysis.params.variable")
     for name, value in where.items():
         table = table.filter(table[name] == value)
     column = table[variable]
     if not column.type().is_numeric():
         raise InputError(f"{variable} is not numeric", field="analysis.params.variable")
-    raw = table.select(column.cast("float64").name("v")).execute()["v"].to_numpy(dtype=float)
-    present = np.sort(raw[~np.isnan(raw)])
-    return present, int(raw.size - present.size)
+    frame = table.select(column.cast("float64").name("v"), table[id_column(spec)]).execute()
+    return numeric_column(data, spec, frame["v"].to_numpy(dtype=float), frame)
 
 
-def accepted_thresholds(values: np.ndarray, history: Sequence[Sequence[float]], k: int) -> list[float]:
-    """Replay the node's decisions: each proposal is kept if both halves of its bin hold ≥ k values."""
-    accepted: list[float] = []
-    for proposals in history:
-        for t in sorted(set(proposals)):
-            i = bisect.bisect_left(accepted, t)
-            if i < len(accepted) and accepted[i] == t:
-                continue
-            lo = int(np.searchsorted(values, accepted[i - 1], "right")) if i > 0 else 0
-            hi = int(np.searchsorted(values, accepted[i], "right")) if i < len(accepted) else values.size
-            at = int(np.searchsorted(values, t, "right"))
-            if at - lo >= k and hi - at >= k:
-                accepted.insert(i, t)
+def numeric_column(data: NodeData, spec: TableSpec, raw: np.ndarray, frame: Any) -> NumericColumn:
+    """:class:`NumericColumn` of *raw* values whose rows are those of *frame*."""
+    persons = persons_of(data, spec, frame)
+    present = ~np.isnan(raw)
+    order = np.argsort(raw[present], kind="stable")
+    return NumericColumn(raw[present][order], persons.subset(present).subset(order), persons.subset(~present))
+
+
+def accept_thresholds(
+    values: np.ndarray, accepted: list[float], proposals: Sequence[float], k: int
+) -> list[float]:
+    """Add each proposal that splits the node's current bin into two parts of ≥ k of its values."""
+    accepted = sorted(accepted)
+    for t in sorted({float(p) for p in proposals}):
+        if not math.isfinite(t):
+            continue
+        i = bisect.bisect_left(accepted, t)
+        if i < len(accepted) and accepted[i] == t:
+            continue
+        lo = int(np.searchsorted(values, accepted[i - 1], "right")) if i > 0 else 0
+        hi = int(np.searchsorted(values, accepted[i], "right")) if i < len(accepted) else values.size
+        at = int(np.searchsorted(values, t, "right"))
+        if at - lo >= k and hi - at >= k:
+            accepted.insert(i, t)
     return accepted
 
 
 def summary_local(
-    values: np.ndarray,
-    missing: int,
-    round_no: int,
-    state: Mapping[str, Any],
-    prefix: str = "",
-    own_k: int = NETWORK_MIN_CELL_COUNT,
+    column: NumericColumn, ctx: LocalContext, state: Mapping[str, Any], prefix: str = ""
 ) -> list[Aggregate]:
-    """One round's aggregates for *values* (sorted, non-missing), named with *prefix*.
+    """One round's aggregates for *column*, named with *prefix*.
 
-    Bins are cut with the larger of the hub's ``k`` and *own_k*, the node policy's own minimum cell
-    count, so a hub cannot talk a node into finer bins than its policy allows.
+    Quantile thresholds are accepted from the node's own memory of this study plus the proposals it has
+    not seen yet, cut with the node policy's own k (or the hub's, if larger): a hub can neither rewrite
+    the history of proposals nor talk the node into finer bins than its policy allows.
     """
-    n = int(values.size)
-    if round_no == 1:
+    values, persons = column.values, column.persons
+    if ctx.round_no == 1:
         return [
-            SummaryAggregate(f"{prefix}moments", n, {"sum": math.fsum(values.tolist())}),
-            CountAggregate(f"{prefix}missing", missing),
+            SumAggregate(f"{prefix}moments", persons, {"sum": values}, variable=values),
+            CountAggregate(f"{prefix}missing", column.missing),
         ]
     out: list[Aggregate] = []
     if "mean" in state and "sd" not in state:
-        ssd = math.fsum(((values - float(state["mean"])) ** 2).tolist())
-        out.append(SummaryAggregate(f"{prefix}moments", n, {"ssd": ssd}))
+        ssd = (values - float(state["mean"])) ** 2
+        out.append(SumAggregate(f"{prefix}moments", persons, {"ssd": ssd}, variable=values))
     history = state.get("proposals", [])
     if history:
-        k = max(NETWORK_MIN_CELL_COUNT, own_k, int(state.get("k", NETWORK_MIN_CELL_COUNT)))
-        edges = accepted_thresholds(values, history, k)
-        counts = np.diff(np.searchsorted(values, [*edges, math.inf], "right"), prepend=0)
-        cells = {repr(e): int(c) for e, c in zip([*edges, math.inf], counts, strict=True)}
-        out.append(BreakdownAggregate(f"{prefix}bins", cells))
+        k = max(ctx.k, int(state.get("k", NETWORK_MIN_CELL_COUNT)))
+        seen = int(ctx.memory.recall(f"{prefix}proposal_rounds", 0))
+        edges = [float(e) for e in ctx.memory.recall(f"{prefix}thresholds", [])]
+        for proposals in history[seen:]:
+            edges = accept_thresholds(values, edges, proposals, k)
+        ctx.memory.remember(f"{prefix}proposal_rounds", len(history))
+        ctx.memory.remember(f"{prefix}thresholds", edges)
+        bounds = [*edges, math.inf]
+        labels = np.asarray([repr(e) for e in bounds])[np.searchsorted(bounds, values, "left")]
+        out.append(BreakdownAggregate(f"{prefix}bins", persons, labels, [repr(e) for e in bounds]))
     return out
 
 
@@ -304,13 +329,13 @@ class Summary(Analysis[SummaryParams]):
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "tabular"
     params_model = SummaryParams
 
-    def local(
-        self, data: NodeData, params: SummaryParams, round_no: int, state: Mapping[str, Any]
-    ) -> LocalStep:
+    def max_rounds(self, params: SummaryParams) -> int:
+        return params.max_rounds + 2
+
+    def local(self, ctx: LocalContext, params: SummaryParams) -> LocalStep:
         start = time.perf_counter()
-        values, missing = numeric_values(data, params.table, params.variable, {})
-        aggregates = summary_local(values, missing, round_no, state, own_k=data.min_cell_count)
-        return LocalStep(aggregates, time.perf_counter() - start)
+        column = numeric_values(ctx.data, params.table, params.variable, {})
+        return LocalStep(summary_local(column, ctx, ctx.state), time.perf_counter() - start)
 
     def combine(
         self, params: SummaryParams, round_no: int, state: Mapping[str, Any], released: Released

@@ -9,15 +9,21 @@ requester text is ever run as SQL.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from phds.analyses.omop_covariates import CovariateList
 from phds.errors import InputError
-from phds.node.sources import NodeData
+from phds.privacy.aggregates import Persons
+from phds.sources.identity import OMOP_PERSON, ROW_ID
+
+if TYPE_CHECKING:
+    from phds.sources import NodeData
 
 VARIABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*$"
+"""A variable name; the node's own columns (``__phds…``) are refused by :func:`analysis_table`."""
 
 
 class TableSpec(BaseModel):
@@ -52,11 +58,25 @@ def analysis_table(
         from phds.analyses.omop_table import omop_analysis_table
 
         table = omop_analysis_table(data, spec)
+    hidden = [v for v in variables if v.startswith("__phds")]
+    if hidden:
+        raise InputError(f"{hidden[0]!r} is not a variable", field=field)
     missing = [v for v in variables if v not in table.columns]
     if missing:
+        shown = [c for c in table.columns if not c.startswith("__phds")]
         raise InputError(
-            f"the table has no variable {', '.join(repr(m) for m in missing)} "
-            f"(it has: {', '.join(table.columns)})",
+            f"the table has no variable {', '.join(repr(m) for m in missing)} (it has: {', '.join(shown)})",
             field=field,
         )
     return table
+
+
+def id_column(spec: TableSpec) -> str:
+    """The column that identifies a row's person: the node's row identity, or the OMOP person."""
+    return ROW_ID if spec.dataset is not None else OMOP_PERSON
+
+
+def persons_of(data: NodeData, spec: TableSpec, frame: Any) -> Persons:
+    """The persons behind the rows of *frame* (a DataFrame holding :func:`id_column`)."""
+    ids = np.asarray(frame[id_column(spec)].to_numpy())
+    return Persons(data.universe(dataset=spec.dataset, source=spec.source), ids)

@@ -22,11 +22,12 @@ err_console = Console(stderr=True)
 
 
 def _register_groups() -> None:
-    from phds.cli import demo, hub, node, omop, study, synth
+    from phds.cli import demo, hub, network, node, omop, study, synth
 
     app.add_typer(omop.app, name="omop")
     hub.register(app)
     node.register(app)
+    network.register(app)
     study.register(app)
     synth.register(app)
     demo.register(app)

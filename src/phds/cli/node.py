@@ -82,13 +82,17 @@ def audit_show(
 
 @app.command("approvals")
 def approvals(
-    config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
+    config: Path = CONFIG,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    study: str | None = typer.Option(None, "--study", help="Show one study in full: what approving binds."),
 ) -> None:
-    """List studies waiting for a steward's decision."""
+    """List studies waiting for a steward's decision, or show one in full (``--study``)."""
     with _audit(config) as audit:
-        pending = ApprovalStore(audit).pending()
-    if as_json:
-        typer.echo(json.dumps([p.__dict__ for p in pending], ensure_ascii=False, indent=2))
+        store = ApprovalStore(audit)
+        pending = [store.get(study)] if study else store.pending()
+    if as_json or study:
+        shown = [p.to_json() for p in pending]
+        typer.echo(json.dumps(shown[0] if study else shown, ensure_ascii=False, indent=2))
         return
     if not pending:
         typer.echo("no studies are waiting for approval")
@@ -100,6 +104,7 @@ def approvals(
             p.received_at,
         )  # fmt: skip
     console.print(table)
+    typer.echo("phds node approvals --study ID shows a study's full parameters, purpose and hospitals")
 
 
 def _steward(name: str | None) -> str:
@@ -157,7 +162,12 @@ def enrol(
     path = cfg.node.credential_file
     if path.exists() and not force:  # check before the one-time token is spent
         raise Conflict(f"{path} already holds a credential; use --force to replace it")
-    response = enrol_at_hub(hub_url, token, metadata=NodeMetadata(software_version=__version__))
+    from phds.trust.keys import load_or_create
+
+    key = load_or_create(cfg.node_key_path)  # the hub pins its public key; it signs every release
+    response = enrol_at_hub(
+        hub_url, token, metadata=NodeMetadata(software_version=__version__), public_key=key.public_key_b64
+    )
     if response.node.hospital != cfg.node.name:
         raise ConfigError(
             f"the token enrolled a node for hospital {response.node.hospital!r}, but node.name is "
@@ -167,7 +177,7 @@ def enrol(
     cred = write_credential(path, response, hub_url, force=force)
     typer.echo(
         f"enrolled node {cred.node_id} for hospital {cred.hospital} at {hub_url}; credential written to "
-        f"{path} (mode 0600, expires {cred.expires_at:%Y-%m-%d})",
+        f"{path} (mode 0600, expires {cred.expires_at:%Y-%m-%d}); node key {key.key_id} pinned by the hub",
         err=True,
     )
 

@@ -145,6 +145,34 @@ def results(
             _console(stderr=True).print(f"plot written to {plot}", highlight=False)
 
 
+@app.command()
+def verify(
+    study_id: Annotated[str, typer.Argument(metavar="ID", help="Study id.", show_default=False)],
+    keys: Annotated[
+        Path | None,
+        typer.Option("--keys", help="JSON file: hospital → node public key to pin (default: the hub's)."),
+    ] = None,
+    hub: Hub = None,
+    token: Token = None,
+) -> None:
+    """Check every release's node signature and recompute the result from the signed releases alone;
+    exit 4 if anything the hub relayed was altered."""
+    pinned: dict[str, str] | None = None
+    if keys is not None:
+        try:
+            pinned = {str(h): str(k) for h, k in json.loads(keys.read_text(encoding="utf-8")).items()}
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{keys}: not a JSON object of hospital → public key ({exc})") from None
+    with _client(hub, token) as client:
+        if pinned is None:
+            _console(stderr=True).print(
+                "no --keys: trusting the node keys the hub pinned at enrolment (pin them with --keys)",
+                highlight=False,
+            )
+        outcome = client.verify(study_id, pinned)
+    _console().print(str(outcome), highlight=False)
+
+
 @app.command("list")
 def list_studies(hub: Hub = None, token: Token = None) -> None:
     """List the studies this token can see, newest first."""

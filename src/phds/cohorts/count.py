@@ -25,11 +25,14 @@ from phds.paediatrics.age import ibis_birth_date
 from phds.paediatrics.ich_e11 import AgeGroup, ibis_ich_e11_group
 
 __all__ = ["BREAKDOWNS", "CohortCounts", "CountCell", "builder_for", "count_cohort", "count_cohort_persons"]
+__all__ += ["AGE_GROUP_LEVELS", "SEX_LEVELS"]
 
 Breakdown = Literal["sex", "age_group", "year"]
 BREAKDOWNS: tuple[Breakdown, ...] = ("sex", "age_group", "year")
 MALE, FEMALE = 8507, 8532
 UNKNOWN = "unknown"
+SEX_LEVELS: tuple[str, ...] = ("female", "male", "other")
+AGE_GROUP_LEVELS: tuple[str, ...] = (*(g.value for g in AgeGroup.ordered()), UNKNOWN)
 
 
 class CountCell(BaseModel):
@@ -81,7 +84,7 @@ def count_cohort(
     builder: CohortBuilder | None = None,
 ) -> CohortCounts:
     """Count distinct persons in ``definition`` on ``store``, with one-way (or crossed) breakdowns."""
-    counts, _ = count_cohort_persons(
+    counts, _, _ = count_cohort_persons(
         store, definition, breakdowns=breakdowns, crosstab=crosstab, builder=builder
     )
     return counts
@@ -94,9 +97,10 @@ def count_cohort_persons(
     breakdowns: Sequence[Breakdown] = (),
     crosstab: bool = False,
     builder: CohortBuilder | None = None,
-) -> tuple[CohortCounts, list[int]]:
-    """:func:`count_cohort` and the cohort's person ids (for the gate's differencing guard; they never
-    leave the node), from one query returning each person's first entry with its dimensions."""
+) -> tuple[CohortCounts, list[int], dict[str, list[str]]]:
+    """:func:`count_cohort`, the cohort's person ids and each person's label in every breakdown (for the
+    gate, which counts and guards them; they never leave the node), from one query returning each
+    person's first entry with its dimensions."""
     dims: list[str] = list(dict.fromkeys(breakdowns))
     for i, dim in enumerate(dims):
         if dim not in BREAKDOWNS:
@@ -131,7 +135,8 @@ def count_cohort_persons(
         compute_seconds=time.perf_counter() - start,
         cache_hit=cache_hit,
     )
-    return counts, ids
+    labels = {d: [_label(v) for v in persons.column(d).to_pylist()] for d in dims}
+    return counts, ids, labels
 
 
 def _cells(rows: list[dict[str, Any]], dims: list[str], crosstab: bool) -> list[CountCell]:

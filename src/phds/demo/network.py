@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 from sqlalchemy import select
@@ -35,7 +35,10 @@ from phds.hub import services
 from phds.hub.store import HubStore
 from phds.hub.store.models import NodeRow, OrganisationRow, utcnow
 from phds.protocol.organisations import OrganisationCreate
+from phds.protocol.trust import OrganisationAttestation
 from phds.protocol.users import UserCreate
+from phds.sdk import Client
+from phds.trust import KeyPair, NetworkTrust, sign_spec
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,10 @@ class LocalNetwork:
         self.node_args = tuple(node_args)
         self.admin_token = ""
         self.requester_token = ""
+        self.trust_dir = self.workdir / "network-trust"
+        self.requester_key_path = self.workdir / "requester.key"
+        self.attestation_path = self.workdir / "requester-attestation.json"
+        self.network_keys: dict[str, str] = {}
         self.nodes: dict[str, RunningNode] = {}
         self.hub: subprocess.Popen[bytes] | None = None
         self._logs = self.workdir / "logs"
@@ -228,17 +235,42 @@ class LocalNetwork:
     # -- pieces ----------------------------------------------------------------------------------------
 
     def env(self) -> dict[str, str]:
-        """The environment of the network's processes (and of ``phds`` commands run against it)."""
+        """The environment of the network's processes (and of ``phds`` commands run against it, which sign
+        their studies with the requester's key and attestation)."""
         env = dict(os.environ)
         env.update(
             {
                 "PHDS_HUB_ENVIRONMENT": "development",
                 "PHDS_HUB_DATABASE_URL": self.db_url,
                 "PHDS_HUB_PUBLIC_URL": self.hub_url,
+                "PHDS_REQUESTER_KEY": str(self.requester_key_path),
+                "PHDS_ATTESTATION": str(self.attestation_path),
                 "PYTHONUNBUFFERED": "1",
             }
         )
         return env
+
+    def client(self, **options: Any) -> Client:
+        """The requester's SDK client: its token, and its key and attestation to sign studies."""
+        key, attestation = self.requester_key_path, self.attestation_path
+        return Client(self.hub_url, self.requester_token, key=key, attestation=attestation, **options)
+
+    def signed(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """*spec* signed by the requester, as ``POST /studies/signed`` takes it (for raw HTTP clients)."""
+        key = KeyPair.load(self.requester_key_path)
+        attestation = OrganisationAttestation.model_validate_json(
+            self.attestation_path.read_text(encoding="utf-8")
+        )
+        return sign_spec(spec, key, attestation).model_dump(mode="json")
+
+    def _trust(self) -> None:
+        """The operator's network trust key (kept off the hub), and the requester's key and attestation."""
+        trust = NetworkTrust.init(self.trust_dir)
+        key = KeyPair.generate()
+        key.save(self.requester_key_path)
+        attestation = trust.sign_organisation(REQUESTER_ORG, REQUESTER_CATEGORY, key.public_key_b64)
+        self.attestation_path.write_text(attestation.model_dump_json(indent=2), encoding="utf-8")
+        self.network_keys = trust.public_keys()
 
     def log_path(self, log_name: str) -> Path:
         """Where the output of process *log_name* (``hub``, ``node-<hospital>``) is appended."""
@@ -260,6 +292,7 @@ class LocalNetwork:
             )
 
     def _bootstrap(self) -> None:
+        self._trust()
         store = HubStore.open(self.db_url)
         expires = utcnow() + timedelta(days=7)
         try:
@@ -329,7 +362,7 @@ class LocalNetwork:
         """Start ``phds node enrol`` for *hospital* with a fresh one-time token."""
         node = self.nodes[hospital.name]
         node.folder.mkdir(parents=True, exist_ok=True)
-        node.config.write_text(node_toml(hospital, self.hub_url), encoding="utf-8")
+        node.config.write_text(node_toml(hospital, self.hub_url, self.network_keys), encoding="utf-8")
         token = self._enrolment_token(hospital.name)
         return subprocess.Popen(
             phds_command("node", "enrol", "--config", str(node.config), "--token", token),
@@ -364,8 +397,9 @@ def _stop_process(process: subprocess.Popen[bytes], sig: signal.Signals, timeout
         return process.wait()
 
 
-def node_toml(hospital: DemoHospital, hub_url: str) -> str:
-    """The ``node.toml`` of a demo hospital: its data, and a policy with its approval mode."""
+def node_toml(hospital: DemoHospital, hub_url: str, network_keys: dict[str, str] | None = None) -> str:
+    """The ``node.toml`` of a demo hospital: its data, a policy with its approval mode, and the network
+    trust keys it pins (so it runs only studies signed by an attested requester)."""
     lines = [
         "[node]",
         f'name = "{hospital.name}"',
@@ -379,6 +413,9 @@ def node_toml(hospital: DemoHospital, hub_url: str) -> str:
         lines += ["[[sources.omop]]", 'name = "cdm"', f'url = "{hospital.omop_url}"', ""]
     for name, path in hospital.tabular.items():
         lines += ["[[sources.tabular]]", f'name = "{name}"', f'path = "{path.resolve()}"', ""]
+    if network_keys:
+        pinned = ", ".join(f'"{kid}" = "{key}"' for kid, key in sorted(network_keys.items()))
+        lines += ["[trust]", f"network_keys = {{ {pinned} }}", ""]
     lines += [
         "[policy]",
         f"min_cell_count = {hospital.min_cell_count}",

@@ -14,7 +14,6 @@ from rich.table import Table
 from phds.demo.network import REQUESTER_ORG, DemoHospital, LocalNetwork, phds_command
 from phds.errors import InputError, PhdsError
 from phds.protocol.studies import HospitalState, StudyView
-from phds.sdk import Client
 from phds.sdk.results import FeasibilityResult, StudyResult
 
 DEFAULT_COHORT = resources.files("phds.demo").joinpath("asthma_salbutamol.yaml")
@@ -64,7 +63,7 @@ def submit_and_wait(
                 approve_as_steward(network, status.hospital, view.id)
                 approved.add(status.hospital)
 
-    with Client(network.hub_url, network.requester_token) as client:
+    with network.client() as client:
         study = client.submit(spec)
         return client.results(study.id, wait=True, progress=progress)
 

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import anyio.to_thread
+from pydantic import ValidationError
 
 from phds.analyses import get_analysis
-from phds.errors import InputError, NotFound, PermissionDenied
+from phds.errors import InputError, NotFound, PermissionDenied, SignatureInvalid
 from phds.hub import wire
 from phds.hub.notify import Notifier
 from phds.hub.runner_rounds import Wakeups, advance, new_task, record_answer, set_target, target_of
@@ -31,8 +32,11 @@ from phds.hub.store import HubStore
 from phds.hub.store.models import utcnow
 from phds.hub.store.study_models import ResultRow, StudyRow, StudyTargetRow
 from phds.hub.vocabulary import HubVocabulary
+from phds.protocol.canonical import canonical_hash
 from phds.protocol.studies import HospitalState, StudySpec, StudyState, StudyView
 from phds.protocol.tasks import ResultStatus, Task, TaskResult
+from phds.protocol.trust import SignedSpec
+from phds.trust.envelopes import open_envelope
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,34 @@ class StudyRunner:
 
     # -- requesters ---------------------------------------------------------------------------------
 
-    def submit(self, requester: Requester, spec: StudySpec, now: datetime | None = None) -> StudyView:
+    def submit_signed(
+        self, requester: Requester, signed: SignedSpec, now: datetime | None = None
+    ) -> StudyView:
+        """Submit a study whose specification the requester signed; every node verifies the signature,
+        the hub only checks that it is consistent and relays it with each task."""
+        if signed.spec_hash != canonical_hash(signed.spec):
+            raise InputError("spec_hash is not the hash of the spec", field="signed.spec_hash")
+        if signed.attestation.organisation != requester.organisation_name:
+            raise PermissionDenied(
+                f"the attestation is for {signed.attestation.organisation!r}, you submit for "
+                f"{requester.organisation_name!r}"
+            )
+        try:
+            spec = StudySpec.model_validate(signed.spec)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise InputError(err["msg"], field=f"signed.spec.{where}" if where else "signed.spec") from None
+        return self.submit(requester, spec, now, signed=signed)
+
+    def submit(
+        self,
+        requester: Requester,
+        spec: StudySpec,
+        now: datetime | None = None,
+        *,
+        signed: SignedSpec | None = None,
+    ) -> StudyView:
         """Validate and submit a study; round-1 tasks are queued for every target hospital."""
         if spec.organisation != requester.organisation_name:
             raise PermissionDenied(
@@ -108,6 +139,7 @@ class StudyRunner:
                     version=1,
                     submitted_at=now,
                     deadline_at=now + timedelta(seconds=spec.deadline_seconds),
+                    signed_spec=signed.model_dump(mode="json") if signed is not None else None,
                 )
             )
             for position, name in enumerate(spec.hospitals):
@@ -166,6 +198,9 @@ class StudyRunner:
                 log.info("study %s: late result for cancelled task %s ignored", study.id, task.id)
                 return Ack(accepted=False, duplicate=False)
             target = target_of(study, task.organisation_id)
+            node = uow.nodes.get(node_id)
+            assert node is not None
+            check_envelope(result, node.public_key, task_id)
             if result.status is ResultStatus.AWAITING_APPROVAL:
                 if task.state == "parked" and target.reason == result.reason:
                     return Ack(accepted=True, duplicate=False)
@@ -183,6 +218,7 @@ class StudyRunner:
                         compute_seconds=result.compute_seconds,
                         audit_hash=result.audit_hash,
                         received_at=now,
+                        envelope=result.envelope.model_dump(mode="json") if result.envelope else None,
                     )
                 )
                 task.state, task.lease_expires_at, task.updated_at = "done", None, now
@@ -238,6 +274,20 @@ class StudyRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.runner_tick_seconds)
         log.info("study runner stopped")
+
+
+def check_envelope(result: TaskResult, public_key: str | None, task_id: str) -> None:
+    """A released payload from a node with a pinned key must come in an envelope that key signed."""
+    if result.status is not ResultStatus.OK or public_key is None:
+        return
+    if result.envelope is None:
+        raise InputError("a release from this node must come in a signed envelope", field="envelope")
+    try:
+        payload = open_envelope(result.envelope, {result.envelope.hospital: public_key})
+    except SignatureInvalid as exc:  # the node's answer is refused; its credential is still good
+        raise InputError(exc.message, field="envelope") from None
+    if result.envelope.task_id != task_id or payload != result.payload:
+        raise InputError("the envelope is for another task or payload", field="envelope")
 
 
 def _uuid(value: str) -> uuid.UUID | None:

@@ -173,5 +173,5 @@ def finish(
         by_outcome: dict[str, list[str]] = {name: [] for name in ATTRIBUTION}
         for target in study.targets:
             by_outcome[target.outcome or "failed"].append(target.organisation.name)
-        study.result = {**result, **{k: sorted(v) for k, v in by_outcome.items()}}
+        study.result = {**result, "attribution": {k: sorted(v) for k, v in by_outcome.items()}}
     log.info("study %s %s%s", study.id, state.value, f": {error}" if error else "")

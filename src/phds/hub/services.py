@@ -12,25 +12,32 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from phds.errors import AuthenticationError, Conflict, InputError, NotFound, PayloadTooLarge
+from sqlalchemy import select
+
+from phds.errors import AuthenticationError, Conflict, InputError, NotFound, PayloadTooLarge, SignatureInvalid
 from phds.hub.auth import ENROLMENT_PREFIX, new_token, parse_token, secret_matches
 from phds.hub.settings import HubSettings
 from phds.hub.store import UnitOfWork
 from phds.hub.store.models import (
     ApiTokenRow,
+    AuditHeadRow,
     CatalogueEntryRow,
     EnrolmentTokenRow,
     NodeRow,
     OrganisationRow,
+    RevocationListRow,
     UserRow,
 )
 from phds.protocol.enrolment import EnrolRequest
 from phds.protocol.organisations import OrganisationCreate, OrganisationKind
+from phds.protocol.trust import RevocationList, SignedAuditHead
 from phds.protocol.users import Role, UserCreate
+from phds.trust.envelopes import verify_audit_head
+from phds.trust.keys import PublicKey
 
 log = logging.getLogger(__name__)
 
-RESERVED_NAMES = frozenset({"me", "enrol"})
+RESERVED_NAMES = frozenset({"me", "enrol", "keys"})
 """Slugs that would shadow API paths such as ``/nodes/me``."""
 
 
@@ -178,14 +185,25 @@ def enrol_node(
     if not uow.enrolments.claim(enrolment.id, now):
         raise AuthenticationError("enrolment token was already used")
     metadata = request.metadata.model_dump(mode="json")
+    if request.public_key is not None:
+        try:
+            PublicKey.from_b64(request.public_key)
+        except InputError as exc:
+            raise InputError(exc.message, field="public_key") from None
     node = uow.nodes.by_organisation(enrolment.organisation_id)
     if node is None:
         node = uow.nodes.add(
-            NodeRow(organisation_id=enrolment.organisation_id, node_metadata=metadata, enrolled_at=now)
+            NodeRow(
+                organisation_id=enrolment.organisation_id,
+                node_metadata=metadata,
+                enrolled_at=now,
+                public_key=request.public_key,
+            )
         )
     else:
         revoked = uow.tokens.revoke_all_of_node(node.id, now)
         node.node_metadata = metadata
+        node.public_key = request.public_key  # a new enrolment token (from an admin) pins a new key
         node.enrolled_at = now
         log.warning("node %s re-enrolled; %d old credential(s) revoked", enrolment.organisation.name, revoked)
     enrolment.used_by_node_id = node.id
@@ -223,3 +241,70 @@ def publish_catalogue(
             profile=profile,
         )
     )
+
+
+def record_audit_head(uow: UnitOfWork, *, node_id: uuid.UUID, head: SignedAuditHead, now: datetime) -> None:
+    """Keep a node's signed audit head; one that goes backwards means the node's log was truncated."""
+    node = uow.nodes.get(node_id)
+    if node is None:
+        raise NotFound(f"no node {node_id}")
+    if node.public_key is None:
+        raise Conflict("this node enrolled without a key; it cannot report signed audit heads")
+    if head.hospital != node.organisation.name:
+        raise InputError("the audit head names another hospital", field="hospital")
+    try:
+        verify_audit_head(head, node.public_key)
+    except SignatureInvalid as exc:
+        raise InputError(exc.message, field="signature") from None
+    last = uow.session.scalars(
+        select(AuditHeadRow).where(AuditHeadRow.node_id == node_id).order_by(AuditHeadRow.seq.desc()).limit(1)
+    ).first()
+    if last is not None and (head.seq < last.seq or (head.seq == last.seq and head.hash != last.hash)):
+        log.error(
+            "node %s reported audit head %d after %d: its audit log was truncated or rewritten",
+            node.organisation.name, head.seq, last.seq,
+        )  # fmt: skip
+        raise Conflict(
+            f"audit head {head.seq} does not extend the last reported head {last.seq}: the node's audit "
+            "log was truncated or rewritten"
+        )
+    if last is not None and head.seq == last.seq:
+        return
+    uow.session.add(
+        AuditHeadRow(node_id=node_id, seq=head.seq, hash=head.hash, head=head.model_dump(mode="json"),
+                     received_at=now)
+    )  # fmt: skip
+
+
+def audit_heads(uow: UnitOfWork, *, organisation_id: uuid.UUID, limit: int = 100) -> list[SignedAuditHead]:
+    """The newest signed audit heads a hospital's node reported, newest first."""
+    node = uow.nodes.by_organisation(organisation_id)
+    if node is None:
+        return []
+    rows = uow.session.scalars(
+        select(AuditHeadRow)
+        .where(AuditHeadRow.node_id == node.id)
+        .order_by(AuditHeadRow.seq.desc())
+        .limit(limit)
+    )
+    return [SignedAuditHead.model_validate(r.head) for r in rows]
+
+
+def publish_revocations(uow: UnitOfWork, revocations: RevocationList, now: datetime) -> None:
+    """Keep a signed revocation list for nodes to fetch; the hub cannot sign one, only relay it (nodes
+    verify it against their pinned network keys and ignore anything not newer than what they have)."""
+    if uow.session.get(RevocationListRow, revocations.sequence) is not None:
+        raise Conflict(f"revocation list {revocations.sequence} was already published")
+    uow.session.add(
+        RevocationListRow(
+            sequence=revocations.sequence, body=revocations.model_dump(mode="json"), published_at=now
+        )
+    )
+
+
+def latest_revocations(uow: UnitOfWork) -> RevocationList | None:
+    """The newest published revocation list, if any."""
+    row = uow.session.scalars(
+        select(RevocationListRow).order_by(RevocationListRow.sequence.desc()).limit(1)
+    ).first()
+    return RevocationList.model_validate(row.body) if row is not None else None

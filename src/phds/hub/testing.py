@@ -150,8 +150,8 @@ def study_spec(
 
 
 def released_count(n: int, threshold: int = 5) -> dict[str, Any]:
-    """A count as the node's gate releases it (``ReleasedCount.to_json``)."""
-    return release_count(n, threshold).to_json()
+    """A count as the node's gate releases it."""
+    return dict(release_count(n, threshold).model_dump(mode="json"))
 
 
 def gate_payload(analysis: str, values: Mapping[str, Any], min_cell_count: int = 5) -> dict[str, Any]:
@@ -160,9 +160,9 @@ def gate_payload(analysis: str, values: Mapping[str, Any], min_cell_count: int =
 
 
 def summary_values(n: int, values: Mapping[str, float] | None, threshold: int = 5) -> dict[str, Any]:
-    """A released ``SummaryAggregate``: ``values`` is withheld (None) below the threshold."""
+    """Released sums: ``values`` is withheld (None) below the threshold."""
     return {
-        "type": "summary",
+        "type": "sums",
         "n": released_count(n, threshold),
         "values": dict(values) if values is not None and n >= threshold else None,
     }

@@ -10,6 +10,7 @@ from phds.protocol.organisations import Organisation, OrganisationKind, Requeste
 from phds.protocol.studies import HospitalState, HospitalStatus, StudySpec, StudyState, StudyView
 from phds.protocol.tasks import Task, TaskRequester
 from phds.protocol.tokens import PrincipalKind, TokenInfo
+from phds.protocol.trust import SignedSpec
 from phds.protocol.users import Role, User
 
 
@@ -62,6 +63,7 @@ def node(row: NodeRow) -> NodeInfo:
         metadata=NodeMetadata.model_validate(row.node_metadata),
         enrolled_at=row.enrolled_at,
         last_seen_at=row.last_seen_at,
+        public_key=row.public_key,
     )
 
 
@@ -123,4 +125,5 @@ def task(row: TaskRow) -> Task:
         state=row.round_state,
         attempt=row.attempt,
         lease_expires_at=row.lease_expires_at,
+        signed_spec=SignedSpec.model_validate(row.study.signed_spec) if row.study.signed_spec else None,
     )

@@ -31,10 +31,13 @@ from typing import Any
 
 import httpx
 
-from phds.errors import AuthenticationError, PermissionDenied, PhdsError
+from phds.errors import AuthenticationError, DisclosureRefused, PermissionDenied, PhdsError
 from phds.node.executor import NodeRuntime, execute_task
+from phds.node.gate import GateContext
 from phds.node.hub_client import HubClient, HubUnreachable
+from phds.privacy.aggregates import ProfileAggregate
 from phds.protocol.tasks import ResultStatus, Task, TaskResult
+from phds.trust.envelopes import sign_audit_head
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ class AgentOptions:
     poll_limit: int = 10
     approvals_interval: float = 0.5
     catalogue_interval: float = 3600.0  # 0 publishes only at start
+    trust_interval: float = 300.0  # report the signed audit head, fetch revocations
     backoff_initial: float = 0.2
     backoff_cap: float = 30.0
 
@@ -115,6 +119,7 @@ class Agent:
         self._outbox_backoff = Backoff(self.options.backoff_initial, self.options.backoff_cap)
         self._outbox_next = 0.0
         self._catalogue_next = 0.0
+        self._trust_next = 0.0
         self._catalogue_last: str | None = None
         self._catalogue_audited: str | None = None
         self.tasks_done = 0
@@ -202,6 +207,9 @@ class Agent:
         if now >= self._outbox_next:
             self._flush_outbox()
         self._run_decided()
+        if now >= self._trust_next:
+            self._trust_next = now + self.options.trust_interval
+            self._exchange_trust()
         if now >= self._catalogue_next:
             interval = self.options.catalogue_interval
             self._catalogue_next = now + interval if interval > 0 else float("inf")
@@ -258,6 +266,25 @@ class Agent:
         if decision is not None and decision.reported_at is None:
             self.runtime.approvals.mark_reported(decision.id)
 
+    def _exchange_trust(self) -> None:
+        """Report the signed audit head (a truncated log then shows at the hub) and take a newer signed
+        revocation list; neither blocks the node when the hub is away."""
+        runtime = self.runtime
+        last = runtime.audit.head()
+        try:
+            revocations = self._client.revocations()
+            if revocations is not None:
+                runtime.verifier.accept_revocations(revocations)
+            if last is not None:
+                head = sign_audit_head(
+                    key=runtime.key, hospital=runtime.config.node.name, seq=last[0], hash=last[1]
+                )
+                self._client.report_audit_head(head)
+        except AuthenticationError as exc:
+            self._fail(exc)
+        except PhdsError as exc:
+            log.warning("trust exchange with the hub failed (%s); retrying later", exc.message)
+
     def _publish_catalogue(self) -> None:
         """Profile the first OMOP source and publish it when it changed; audited as released first."""
         data = self.runtime.data
@@ -279,7 +306,15 @@ class Agent:
         if text == self._catalogue_last:
             return
         if text != self._catalogue_audited:
-            self.runtime.audit.append("value_released", payload={"catalogue": source, "profile": body})
+            try:  # through the gate, like every release: audited there as value_released
+                released = self.runtime.gate.release(
+                    GateContext("", "catalogue", "network", "catalogue.profile"),
+                    [ProfileAggregate("profile", body)],
+                )
+            except DisclosureRefused as exc:
+                log.error("catalogue profile refused by the gate: %s", exc.message)
+                return
+            body = released.payload["values"]["profile"]["profile"]
             self._catalogue_audited = text
         try:
             self._client.publish_catalogue(body)

@@ -4,11 +4,18 @@ Approvals are made here, at the node, and only reported to the hub (DESIGN.md in
 files a study with :meth:`ApprovalStore.add_pending` when the policy says ``manual``, a steward decides
 with ``phds node approve|reject``, and the agent later sends :meth:`ApprovalStore.unreported` decisions
 to the hub and calls :meth:`ApprovalStore.mark_reported`. Each decision and its audit entry commit in one
-transaction of ``node.db``. A study is decided once; changing one's mind is a new study for now.
+transaction of ``node.db``.
+
+A request, and the decision on it, is bound to a *binding*: the canonical hash of the analysis, its
+version and parameters, the requester and its category, the service type and the target hospitals
+(:func:`phds.node.executor.task_binding`). A task of the same study with any other binding (a hub that
+swaps a benign approved analysis for another) resets the request to pending: the steward is asked again,
+and sees the full parameters, purpose and hospitals (``phds node approvals show``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +23,7 @@ from typing import Any, Literal
 
 from phds.errors import Conflict, InputError, NotFound
 from phds.node.audit import AuditLog
+from phds.protocol.canonical import canonical_json
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +32,21 @@ CREATE TABLE IF NOT EXISTS approval_requests (
     study_id TEXT PRIMARY KEY, title TEXT NOT NULL, requester_org TEXT NOT NULL,
     requester_category TEXT NOT NULL, analysis TEXT NOT NULL, params_summary TEXT NOT NULL,
     received_at TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'approved', 'rejected')));
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'approved', 'rejected')),
+    binding TEXT NOT NULL DEFAULT '', params TEXT NOT NULL DEFAULT '{}', purpose TEXT NOT NULL DEFAULT '',
+    hospitals TEXT NOT NULL DEFAULT '[]', service_type TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS approval_decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    study_id TEXT NOT NULL UNIQUE REFERENCES approval_requests (study_id),
+    study_id TEXT NOT NULL REFERENCES approval_requests (study_id),
     decision TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')), reason TEXT NOT NULL,
-    steward TEXT NOT NULL, decided_at TEXT NOT NULL, reported_at TEXT)
+    steward TEXT NOT NULL, decided_at TEXT NOT NULL, reported_at TEXT, binding TEXT NOT NULL DEFAULT '',
+    UNIQUE (study_id, binding))
 """
+_ADDED_COLUMNS = {  # columns a node.db from before approval bindings lacks
+    "approval_requests": ("binding", "params", "purpose", "hospitals", "service_type"),
+    "approval_decisions": ("binding",),
+}
+_DEFAULTS = {"params": "'{}'", "hospitals": "'[]'"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,18 @@ class PendingApproval:
     params_summary: str
     received_at: str
     status: str = "pending"
+    binding: str = ""
+    params: str = "{}"
+    purpose: str = ""
+    hospitals: str = "[]"
+    service_type: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything the steward decides on, with the parameters and hospitals as JSON values."""
+        out: dict[str, Any] = dict(self.__dict__)
+        out["params"] = json.loads(self.params)
+        out["hospitals"] = json.loads(self.hospitals)
+        return out
 
 
 @dataclass(frozen=True)
@@ -58,6 +86,7 @@ class ApprovalDecision:
     steward: str
     decided_at: str
     reported_at: str | None
+    binding: str = ""
 
     @property
     def approved(self) -> bool:
@@ -72,7 +101,17 @@ class ApprovalDecision:
             "steward": self.steward,
             "decided_at": self.decided_at,
             "reported_at": self.reported_at,
+            "binding": self.binding,
         }
+
+
+_REQUEST_COLUMNS = (
+    "study_id, title, requester_org, requester_category, analysis, params_summary, received_at, status, "
+    "binding, params, purpose, hospitals, service_type"
+)
+_DECISION_COLUMNS = (
+    "d.id, d.study_id, d.decision, d.reason, d.steward, d.decided_at, d.reported_at, d.binding"
+)
 
 
 def _now() -> str:
@@ -86,6 +125,15 @@ class ApprovalStore:
         self.audit = audit
         self.db = audit.db
         self.db.ensure_schema(_SCHEMA)
+        with self.db.transaction() as con:
+            for table, columns in _ADDED_COLUMNS.items():
+                have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+                for column in columns:
+                    if column not in have:
+                        default = _DEFAULTS.get(column, "''")
+                        con.execute(
+                            f"ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT {default}"
+                        )
 
     def add_pending(
         self,
@@ -96,23 +144,51 @@ class ApprovalStore:
         requester_category: str,
         analysis: str,
         params_summary: str = "",
+        binding: str = "",
+        params: dict[str, Any] | None = None,
+        purpose: str = "",
+        hospitals: list[str] | None = None,
+        service_type: str = "",
     ) -> PendingApproval:
-        """File a study for a steward; filing the same study again returns it unchanged."""
+        """File a study for a steward. Filing it again with the same binding returns it unchanged; with
+        another binding the request is reset to pending (and audited), so the steward decides again."""
         if not study_id:
             raise InputError("a study id is required", field="study_id")
+        values = (
+            title, requester_org, requester_category, analysis, params_summary, _now(), binding,
+            canonical_json(params or {}), purpose, json.dumps(hospitals or []), service_type,
+        )  # fmt: skip
         with self.db.transaction() as con:
-            con.execute(
-                "INSERT OR IGNORE INTO approval_requests (study_id, title, requester_org, "
-                "requester_category, analysis, params_summary, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (study_id, title, requester_org, requester_category, analysis, params_summary, _now()),
-            )
+            row = con.execute(
+                "SELECT binding FROM approval_requests WHERE study_id = ?", (study_id,)
+            ).fetchone()
+            if row is None:
+                con.execute(
+                    "INSERT INTO approval_requests (title, requester_org, requester_category, analysis, "
+                    "params_summary, received_at, binding, params, purpose, hospitals, service_type, "
+                    "study_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*values, study_id),
+                )
+            elif row[0] != binding:
+                con.execute(
+                    "UPDATE approval_requests SET title = ?, requester_org = ?, requester_category = ?, "
+                    "analysis = ?, params_summary = ?, received_at = ?, binding = ?, params = ?, "
+                    "purpose = ?, hospitals = ?, service_type = ?, status = 'pending' WHERE study_id = ?",
+                    (*values, study_id),
+                )
+                self.audit.append(
+                    "approval_reset",
+                    study_id=study_id,
+                    payload={"previous_binding": row[0], "binding": binding, "analysis": analysis,
+                             "params": params or {}},
+                )  # fmt: skip
+                log.warning("study %s changed what it asks; the steward must decide again", study_id)
         return self.get(study_id)
 
     def get(self, study_id: str) -> PendingApproval:
         row = self.db.con.execute(
-            "SELECT study_id, title, requester_org, requester_category, analysis, params_summary, "
-            "received_at, status FROM approval_requests WHERE study_id = ?",
-            (study_id,),
+            f"SELECT {_REQUEST_COLUMNS} FROM approval_requests WHERE study_id = ?", (study_id,)
         ).fetchone()
         if row is None:
             raise NotFound(f"no study {study_id!r} is waiting for approval at this node")
@@ -121,8 +197,7 @@ class ApprovalStore:
     def pending(self) -> list[PendingApproval]:
         """Studies still waiting, oldest first."""
         rows = self.db.con.execute(
-            "SELECT study_id, title, requester_org, requester_category, analysis, params_summary, "
-            "received_at, status FROM approval_requests WHERE status = 'pending' "
+            f"SELECT {_REQUEST_COLUMNS} FROM approval_requests WHERE status = 'pending' "
             "ORDER BY received_at, study_id"
         ).fetchall()
         return [PendingApproval(*r) for r in rows]
@@ -148,9 +223,9 @@ class ApprovalStore:
                 raise Conflict(f"study {study_id!r} was already {request.status}")
             now = _now()
             cur = con.execute(
-                "INSERT INTO approval_decisions (study_id, decision, reason, steward, decided_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (study_id, decision, reason, steward, now),
+                "INSERT INTO approval_decisions (study_id, decision, reason, steward, decided_at, binding) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (study_id, decision, reason, steward, now, request.binding),
             )
             con.execute("UPDATE approval_requests SET status = ? WHERE study_id = ?", (decision, study_id))
             decision_id = int(cur.lastrowid or 0)
@@ -165,6 +240,9 @@ class ApprovalStore:
                     "analysis": request.analysis,
                     "requester_org": request.requester_org,
                     "requester_category": request.requester_category,
+                    "binding": request.binding,
+                    "params": json.loads(request.params),
+                    "hospitals": json.loads(request.hospitals),
                 },
             )
         log.info("study %s %s by %s", study_id, decision, steward)
@@ -173,18 +251,19 @@ class ApprovalStore:
         return result
 
     def decision_for(self, study_id: str) -> ApprovalDecision | None:
-        """The steward's decision on *study_id*, or None while it is pending or unknown."""
+        """The steward's decision on *study_id* as it now asks (its current binding), or None while it is
+        pending or unknown."""
         row = self.db.con.execute(
-            "SELECT id, study_id, decision, reason, steward, decided_at, reported_at "
-            "FROM approval_decisions WHERE study_id = ?",
+            f"SELECT {_DECISION_COLUMNS} FROM approval_decisions d JOIN approval_requests r "
+            "ON r.study_id = d.study_id AND r.binding = d.binding "
+            "WHERE d.study_id = ? AND r.status != 'pending'",
             (study_id,),
         ).fetchone()
         return ApprovalDecision(*row) if row else None
 
     def decisions(self) -> list[ApprovalDecision]:
         rows = self.db.con.execute(
-            "SELECT id, study_id, decision, reason, steward, decided_at, reported_at "
-            "FROM approval_decisions ORDER BY id"
+            f"SELECT {_DECISION_COLUMNS} FROM approval_decisions d ORDER BY d.id"
         ).fetchall()
         return [ApprovalDecision(*r) for r in rows]
 

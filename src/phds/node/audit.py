@@ -25,26 +25,30 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from phds.errors import InputError, StoreError
 from phds.protocol.canonical import canonical_json
 
 log = logging.getLogger(__name__)
 
-AuditKind = Literal[
-    "task_received", "decision", "approval", "rejection", "query_run", "value_released", "error"
-]
-AUDIT_KINDS: tuple[str, ...] = (
-    "task_received",
-    "decision",
-    "approval",
-    "rejection",
-    "query_run",
-    "value_released",
-    "error",
-)
+
+class AuditKind(StrEnum):
+    """Every kind of audit entry; the one list of them."""
+
+    TASK_RECEIVED = "task_received"  # a task arrived: full parameters and the claimed requester
+    DECISION = "decision"  # the policy's (or the signature check's) decision
+    APPROVAL = "approval"  # a steward approved a study as bound
+    REJECTION = "rejection"  # a steward rejected a study
+    APPROVAL_RESET = "approval_reset"  # a study changed what it asks: the steward must decide again
+    QUERY_RUN = "query_run"  # a vetted analysis ran on a source
+    VALUE_RELEASED = "value_released"  # exactly what left the node
+    ERROR = "error"  # a refusal or failure, with its reason
+
+
+AUDIT_KINDS: tuple[str, ...] = tuple(k.value for k in AuditKind)
 GENESIS_HASH = "0" * 64
 
 
@@ -181,11 +185,17 @@ class AuditLog:
         db.ensure_schema(_SCHEMA)
 
     def append(
-        self, kind: AuditKind, *, study_id: str = "", task_id: str = "", payload: dict[str, Any] | None = None
+        self,
+        kind: AuditKind | str,
+        *,
+        study_id: str = "",
+        task_id: str = "",
+        payload: dict[str, Any] | None = None,
     ) -> AuditEntry:
         """Add one entry; inside an open transaction it commits (or rolls back) with it."""
         if kind not in AUDIT_KINDS:
             raise InputError(f"unknown audit kind {kind!r}", field="kind")
+        kind = str(AuditKind(kind))
         body = payload or {}
         try:
             text = canonical_json(body)
@@ -208,6 +218,11 @@ class AuditLog:
             )
         log.debug("audit %s #%d %s study=%s", kind, seq, h[:12], study_id)
         return AuditEntry(seq, ts, kind, study_id, task_id, json.loads(text), prev, h)
+
+    def head(self) -> tuple[int, str] | None:
+        """The newest entry's ``(seq, hash)``, or None for an empty log."""
+        row = self.db.con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else None
 
     def entries(self, study_id: str | None = None) -> list[AuditEntry]:
         """All entries in order, or those of one study."""

@@ -129,6 +129,30 @@ class Sources(_Strict):
         return self
 
 
+class TrustSection(_Strict):
+    """``[trust]``: the network trust keys this node pins, and whether it runs only signed studies.
+
+    Requester organisations and categories are attested by the operator's network trust key, which is
+    kept off the hub (``phds network public-keys`` prints what to pin here). With ``require_signed`` a
+    study whose specification is not signed by an attested requester key is declined: a compromised hub
+    can then neither invent a requester nor change what was asked.
+    """
+
+    network_keys: dict[str, str] = Field(
+        default_factory=dict, description="Pinned network trust public keys: key id → base64url key."
+    )
+    require_signed: bool | None = Field(
+        None, description="Run only signed studies; default true, false only in development without keys."
+    )
+    node_key_file: Path = Field(
+        Path("node.key"), description="The node's Ed25519 key (created at enrolment), relative to state_dir."
+    )
+
+    @property
+    def requires_signatures(self) -> bool:
+        return self.require_signed if self.require_signed is not None else True
+
+
 class NodeConfig(BaseSettings):
     """The whole ``node.toml``; build it with :func:`load_node_config`, which resolves relative paths."""
 
@@ -139,6 +163,7 @@ class NodeConfig(BaseSettings):
     node: NodeSection
     sources: Sources = Field(default_factory=Sources)
     policy: Policy = Field(default_factory=Policy)
+    trust: TrustSection = Field(default_factory=TrustSection)
 
     @classmethod
     def settings_customise_sources(
@@ -155,7 +180,18 @@ class NodeConfig(BaseSettings):
     @model_validator(mode="after")
     def _safe(self) -> NodeConfig:
         if self.node.environment == "development":
+            if self.trust.require_signed is None and not self.trust.network_keys:
+                object.__setattr__(self, "trust", self.trust.model_copy(update={"require_signed": False}))
             return self
+        if self.trust.require_signed is False:
+            raise ValueError(
+                "trust.require_signed = false is allowed only with node.environment = 'development'"
+            )
+        if not self.trust.network_keys:
+            raise ValueError(
+                "trust.network_keys is empty: pin the network trust public keys (phds network public-keys) "
+                "so the node can verify who asks"
+            )
         if urlsplit(self.node.hub_url).scheme != "https":
             raise ValueError(
                 f"node.hub_url {self.node.hub_url!r} is not https; plain http is allowed only with "
@@ -174,6 +210,12 @@ class NodeConfig(BaseSettings):
         if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
             raise ValueError(f"node.hub_url {self.node.hub_url!r}: plain http only to localhost")
         return self
+
+    @property
+    def node_key_path(self) -> Path:
+        """The node's signing key file."""
+        key = self.trust.node_key_file
+        return key if key.is_absolute() else self.node.state_dir / key
 
     @property
     def db_path(self) -> Path:
@@ -261,4 +303,12 @@ def load_node_config(path: str | Path) -> NodeConfig:
     return resolved
 
 
-__all__ = ["NodeConfig", "NodeSection", "OmopSource", "Sources", "TabularSource", "load_node_config"]
+__all__ = [
+    "NodeConfig",
+    "NodeSection",
+    "OmopSource",
+    "Sources",
+    "TabularSource",
+    "TrustSection",
+    "load_node_config",
+]

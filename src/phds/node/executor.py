@@ -28,20 +28,26 @@ from typing import Any
 
 from phds.analyses import get_analysis
 from phds.analyses.base import Analysis
-from phds.errors import DisclosureRefused, InputError
+from phds.analyses.context import LocalContext, RequesterInfo, Thresholds
+from phds.errors import DisclosureRefused, InputError, SignatureInvalid
 from phds.node.approvals import ApprovalStore
 from phds.node.audit import AuditLog, NodeDatabase
 from phds.node.config import NodeConfig
 from phds.node.gate import Gate, GateContext, GateResult
+from phds.node.memory import MemoryStore, StudyRounds
 from phds.node.policy import CATEGORIES, Policy, TaskRequest
-from phds.node.sources import NodeData
 from phds.node.taskstore import TaskStore
+from phds.node.verify import TaskVerifier
+from phds.protocol.canonical import canonical_hash
 from phds.protocol.tasks import ResultStatus, Task, TaskResult
+from phds.sources import NodeData
+from phds.trust.envelopes import seal
+from phds.trust.keys import KeyPair, load_or_create
 
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal error at the node; see its log"
-_SUMMARY_CHARS = 200
+_SUMMARY_CHARS = 400
 _REASON_CHARS = 2000  # TaskResult.reason's limit
 
 
@@ -56,6 +62,10 @@ class NodeRuntime:
     gate: Gate
     approvals: ApprovalStore
     tasks: TaskStore
+    memory: MemoryStore
+    rounds: StudyRounds
+    key: KeyPair
+    verifier: TaskVerifier
 
     @property
     def policy(self) -> Policy:
@@ -66,12 +76,11 @@ class NodeRuntime:
         """Open ``node.db`` and the node's data sources (lazily) as configured."""
         if data is None:
             data = NodeData(
-                {s.name: s.url for s in config.sources.omop},
-                {s.name: s.path for s in config.sources.tabular},
-                min_cell_count=config.policy.min_cell_count,
+                {s.name: s.url for s in config.sources.omop}, {s.name: s.path for s in config.sources.tabular}
             )
         db = NodeDatabase(config.db_path)
         audit = AuditLog(db)
+        memory = MemoryStore(db)
         return cls(
             config=config,
             data=data,
@@ -80,6 +89,10 @@ class NodeRuntime:
             gate=Gate(config.policy, audit),
             approvals=ApprovalStore(audit),
             tasks=TaskStore(db),
+            memory=memory,
+            rounds=StudyRounds(db),
+            key=load_or_create(config.node_key_path),
+            verifier=TaskVerifier(config, memory),
         )
 
     def close(self) -> None:
@@ -96,8 +109,13 @@ def execute_task(task: Task, runtime: NodeRuntime, *, resumed: bool = False) -> 
         payload={
             "analysis": task.analysis,
             "analysis_version": task.analysis_version,
+            "params": task.params,
             "round": task.round,
+            "state_hash": canonical_hash(task.state),
             "requester_org": task.requester.organisation,
+            "attestation": (
+                task.signed_spec.attestation.model_dump(mode="json") if task.signed_spec is not None else None
+            ),
             "requester_category": task.requester.category,
             "service_type": task.service_type.value,
             "attempt": task.attempt,
@@ -126,6 +144,16 @@ def _answer(task: Task, runtime: NodeRuntime) -> TaskResult:
         reason = f"this node serves hospital {runtime.config.node.name}, not {task.hospital}"
         _audit_error(runtime, task, "misdelivered", reason)
         return finish(ResultStatus.ERROR, reason)
+    try:
+        verified = runtime.verifier.verify(task)
+    except SignatureInvalid as exc:
+        reason = f"not verified at this hospital: {exc.message}"
+        _audit_decision(runtime, task, allowed=False, needs_approval=False, reason=reason)
+        return finish(ResultStatus.DECLINED, reason)
+    except InputError as exc:
+        _audit_error(runtime, task, "input", exc.message)
+        return finish(ResultStatus.ERROR, exc.message)
+    task, hospitals = verified.task, verified.hospitals
     if task.requester.category not in CATEGORIES:
         reason = (
             f"requester {task.requester.organisation} has no requester category; this node's policy "
@@ -151,22 +179,33 @@ def _answer(task: Task, runtime: NodeRuntime) -> TaskResult:
     if not decision.allowed:
         return finish(ResultStatus.DECLINED, decision.reason)
     if decision.needs_approval:
+        try:
+            binding = task_binding(task, get_analysis(task.analysis, task.analysis_version), hospitals)
+        except InputError as exc:
+            _audit_error(runtime, task, "input", exc.message)
+            return finish(ResultStatus.ERROR, exc.message)
+        # Every task files its binding: one that differs from what the steward decided asks again.
+        runtime.approvals.add_pending(
+            task.study_id,
+            title=task.study_title,
+            requester_org=task.requester.organisation,
+            requester_category=task.requester.category or "",
+            analysis=f"{task.analysis}@{task.analysis_version}",
+            params_summary=params_summary(task.params),
+            binding=binding,
+            params=task.params,
+            purpose=task.study_purpose,
+            hospitals=list(hospitals),
+            service_type=task.service_type.value,
+        )
         steward = runtime.approvals.decision_for(task.study_id)
         if steward is None:
-            runtime.approvals.add_pending(
-                task.study_id,
-                title=task.study_title,
-                requester_org=task.requester.organisation,
-                requester_category=task.requester.category or "",
-                analysis=f"{task.analysis}@{task.analysis_version}",
-                params_summary=params_summary(task.params),
-            )
             runtime.tasks.park(task)
             return finish(ResultStatus.AWAITING_APPROVAL, "waiting for the hospital's data steward")
         if not steward.approved:
             return finish(ResultStatus.DECLINED, f"rejected by the hospital's data steward: {steward.reason}")
     try:
-        return _run(task, runtime)
+        return _run(task, runtime, hospitals)
     except DisclosureRefused as exc:  # the gate has audited it
         return finish(ResultStatus.REFUSED, exc.message)
     except InputError as exc:
@@ -178,9 +217,32 @@ def _answer(task: Task, runtime: NodeRuntime) -> TaskResult:
         return finish(ResultStatus.ERROR, INTERNAL_ERROR)
 
 
-def _run(task: Task, runtime: NodeRuntime) -> TaskResult:
+def task_binding(task: Task, analysis: Analysis[Any], hospitals: tuple[str, ...]) -> str:
+    """The hash a study is bound to at this node, and its steward's approval with it: analysis, version,
+    parameters, requester (organisation and category), service type and target hospitals."""
+    return canonical_hash(
+        {
+            "analysis": analysis.name,
+            "version": analysis.version,
+            "params": task.params,
+            "requester": task.requester.organisation,
+            "category": task.requester.category,
+            "service_type": task.service_type.value,
+            "hospitals": sorted(hospitals),
+        }
+    )
+
+
+def _run(task: Task, runtime: NodeRuntime, hospitals: tuple[str, ...]) -> TaskResult:
     analysis = get_analysis(task.analysis, task.analysis_version)
     params = analysis.parse_params(task.params)
+    binding = task_binding(task, analysis, hospitals)
+    state_hash = canonical_hash(task.state)
+    try:
+        runtime.rounds.check(task.study_id, task.id, task.round, binding, analysis.max_rounds(params))
+    except DisclosureRefused as exc:
+        _audit_error(runtime, task, "protocol", exc.message)
+        raise
     runtime.audit.append(
         "query_run",
         study_id=task.study_id,
@@ -192,29 +254,71 @@ def _run(task: Task, runtime: NodeRuntime) -> TaskResult:
             "source": _source_name(analysis, params, runtime.data),
         },
     )
+    policy = runtime.policy
+    study_memory = runtime.memory.staged(f"study:{task.study_id}")
+    requester_memory = runtime.memory.staged(f"requester:{task.requester.organisation}")
+    ctx = LocalContext(
+        data=runtime.data,
+        round_no=task.round,
+        state=task.state,
+        thresholds=Thresholds(
+            policy.min_cell_count,
+            policy.nfilter_glm,
+            policy.effective_nfilter_tab,
+            policy.release_zero_counts,
+        ),
+        requester=RequesterInfo(task.requester.organisation, task.requester.category),
+        service_type=task.service_type.value,
+        study_id=task.study_id,
+        memory=study_memory,
+        requester_memory=requester_memory,
+    )
     started = time.perf_counter()
     try:
-        step = analysis.local(runtime.data, params, task.round, task.state)
+        step = analysis.local(ctx, params)
     except DisclosureRefused as exc:  # refused by the analysis's own rules, before the gate: audit it too
         _audit_error(runtime, task, "disclosure_refused", exc.message)
+        runtime.rounds.record(task.study_id, task.id, task.round, binding, state_hash)
         raise
     compute = step.compute_seconds or (time.perf_counter() - started)
-    ctx = GateContext(task.study_id, task.id, task.requester.organisation, analysis.name)
+    gate_ctx = GateContext(
+        task.study_id, task.id, task.requester.organisation, analysis.name, task.requester.category,
+        analysis.version, task.round, query_hash=binding,
+    )  # fmt: skip
 
     def answer(released: GateResult) -> TaskResult:
+        envelope = seal(
+            released.payload, key=runtime.key, study_id=task.study_id, task_id=task.id,
+            hospital=task.hospital, round=task.round, analysis=analysis.name,
+            analysis_version=analysis.version, audit_seq=released.audit_seq, audit_hash=released.audit_hash,
+            state=task.state,
+        )  # fmt: skip
         return TaskResult(
             task_id=task.id,
             status=ResultStatus.OK,
             payload=released.payload,
             compute_seconds=max(compute, 0.0),
             audit_hash=released.audit_hash,
+            envelope=envelope,
         )
 
-    # The answer is stored in the same transaction as the value_released audit entry.
-    released = runtime.gate.release(
-        ctx, step.aggregates, on_release=lambda r: runtime.tasks.record(task.study_id, answer(r))
-    )
-    return answer(released)
+    stored: list[TaskResult] = []
+
+    def commit(released: GateResult) -> None:
+        # In the gate's transaction: the signed answer, the node's memory and the round record.
+        result = answer(released)
+        stored.append(result)
+        runtime.tasks.record(task.study_id, result)
+        study_memory.flush()
+        requester_memory.flush()
+        runtime.rounds.record(task.study_id, task.id, task.round, binding, state_hash)
+
+    try:
+        runtime.gate.release(gate_ctx, step.aggregates, on_release=commit)
+    except DisclosureRefused:
+        runtime.rounds.record(task.study_id, task.id, task.round, binding, state_hash)
+        raise
+    return stored[0]
 
 
 def _source_name(analysis: Analysis[Any], params: Any, data: NodeData) -> str:
@@ -250,19 +354,10 @@ def _audit_error(runtime: NodeRuntime, task: Task, kind: str, detail: str) -> No
 
 
 def params_summary(params: dict[str, Any]) -> str:
-    """A short, one-line summary of a task's parameters for the steward's list."""
-    parts = []
-    for key in sorted(params):
-        value = params[key]
-        if isinstance(value, dict):
-            shown = f"{{{len(value)} keys}}"
-        elif isinstance(value, str) and len(value) > 60:
-            shown = f"<text, {len(value)} chars>"
-        else:
-            shown = json.dumps(value, ensure_ascii=False)
-        parts.append(f"{key}={shown}")
-    text = ", ".join(parts) or "(none)"
+    """The task's parameters as one line of JSON for the steward's list (``phds node approvals show``
+    prints them in full, with the purpose and the hospitals)."""
+    text = json.dumps(params, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
     return text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 1] + "…"
 
 
-__all__ = ["INTERNAL_ERROR", "NodeRuntime", "execute_task", "params_summary"]
+__all__ = ["INTERNAL_ERROR", "NodeRuntime", "execute_task", "params_summary", "task_binding"]

@@ -20,6 +20,7 @@ from phds.protocol.catalogue import CatalogueEntry
 from phds.protocol.enrolment import EnrolRequest, EnrolResponse
 from phds.protocol.nodes import NodeInfo, NodeMetadata
 from phds.protocol.tasks import Task, TaskResult
+from phds.protocol.trust import RevocationList, SignedAuditHead
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,14 @@ def enrol(
     metadata: NodeMetadata | None = None,
     transport: httpx.BaseTransport | None = None,
     timeout: float = 30.0,
+    public_key: str | None = None,
 ) -> EnrolResponse:
-    """Exchange a one-time enrolment token for the node's credential (``POST /nodes/enrol``)."""
+    """Exchange a one-time enrolment token for the node's credential (``POST /nodes/enrol``); the hub pins
+    *public_key*, the node's signing key."""
     body = EnrolRequest(
-        enrolment_token=enrolment_token, metadata=metadata or NodeMetadata(software_version=__version__)
+        enrolment_token=enrolment_token,
+        metadata=metadata or NodeMetadata(software_version=__version__),
+        public_key=public_key,
     )
     try:
         with httpx.Client(base_url=hub_url, timeout=timeout, transport=transport) as client:
@@ -107,7 +112,7 @@ class HubClient:
         except httpx.TransportError as exc:
             raise HubUnreachable(f"{what}: cannot reach the hub at {self.hub_url}: {exc}") from None
         _raise_for(response, what)
-        return response.json()
+        return response.json() if response.status_code != 204 else None
 
     def me(self) -> NodeInfo:
         """The node as the hub sees it (``GET /nodes/me``)."""
@@ -133,6 +138,20 @@ class HubClient:
             json=result.model_dump(mode="json"),
         )
         return dict(data) if isinstance(data, dict) else {}
+
+    def report_audit_head(self, head: SignedAuditHead) -> None:
+        """Report the node's signed audit head (``POST /nodes/me/audit-head``)."""
+        self._call(
+            "POST", "/nodes/me/audit-head", "reporting the audit head", json=head.model_dump(mode="json")
+        )
+
+    def revocations(self) -> RevocationList | None:
+        """The newest revocation list the hub relays, or None when none was published."""
+        try:
+            data = self._call("GET", "/network/revocations", "fetching the revocation list")
+        except phds_errors.NotFound:
+            return None
+        return RevocationList.model_validate(data)
 
     def publish_catalogue(self, profile: dict[str, Any]) -> CatalogueEntry:
         """Publish the node's dataset profile (``PUT /nodes/me/catalogue``)."""

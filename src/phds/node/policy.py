@@ -19,7 +19,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from phds.privacy.design_checks import DesignLimits
 from phds.privacy.disclosure import NETWORK_MIN_CELL_COUNT, NETWORK_NFILTER_GLM
+from phds.privacy.dominance import DominanceRules
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,37 @@ class DifferentialPrivacy(_Strict):
         return v
 
 
+class DominanceSettings(_Strict):
+    """``[policy.dominance]``: N-K and p% rules for sums, and residual degrees of freedom for models.
+
+    Defaults are ACRO's (the SACRO output checker of the UK trusted research environments). A policy may
+    only tighten them: a smaller ``nk_k``, a larger ``p_ratio`` or ``min_dof``.
+    """
+
+    nk_n: int = Field(2, ge=1, le=10, description="N of the N-K rule: the largest contributions summed.")
+    nk_k: float = Field(0.9, gt=0, le=0.9, description="Refuse when the top N carry more than this share.")
+    p_ratio: float = Field(0.1, ge=0.1, lt=1, description="p% rule: the rest must be at least p × largest.")
+    min_dof: int = Field(10, ge=10, description="Residual degrees of freedom a model needs at least.")
+
+
+class DesignSettings(_Strict):
+    """``[policy.design]``: when a model design isolates rows (see phds.privacy.design_checks)."""
+
+    max_leverage: float | None = Field(None, gt=0, le=1, description="Hat value bound; default from k.")
+    eta_bound: float | None = Field(None, gt=0, description="Bound on |linear predictor| at a hub β.")
+    cross_classification: Literal["pairwise", "full"] = Field(
+        "pairwise", description="pairwise: the cells the released sums contain; full: every joint cell."
+    )
+
+
+class QueryBudget(_Strict):
+    """``[policy.query_budget]``: studies per requester and dataset per period, and repeats (SHRINE)."""
+
+    max_queries: int | None = Field(None, ge=1, description="Studies per requester, dataset and period.")
+    period_days: float = Field(30.0, gt=0, description="The period of max_queries, in days.")
+    max_repeats: int | None = Field(None, ge=1, description="Studies with the identical query, at most.")
+
+
 class Policy(_Strict):
     """The ``[policy]`` table; :meth:`decide` answers one task request."""
 
@@ -100,6 +133,12 @@ class Policy(_Strict):
     nfilter_glm: float = Field(NETWORK_NFILTER_GLM, description="Max parameters per observation, ≤ 0.33.")
     nfilter_tab: int | None = Field(None, description="Min rows per binary level; default min_cell_count.")
     differencing_guard: bool = Field(True, description="Refuse counts of near-identical cohorts.")
+    discrete_max_levels: int = Field(
+        10, ge=2, le=50, description="A variable with at most this many values is gated as a count."
+    )
+    dominance: DominanceSettings = Field(default_factory=DominanceSettings)
+    design: DesignSettings = Field(default_factory=DesignSettings)
+    query_budget: QueryBudget = Field(default_factory=QueryBudget)
     dp: DifferentialPrivacy = Field(default_factory=DifferentialPrivacy)
     rules: list[PolicyRule] = Field(default_factory=list, description="First match decides; none: refuse.")
 
@@ -136,6 +175,27 @@ class Policy(_Strict):
     def effective_nfilter_tab(self) -> int:
         """The minimum rows per level of a binary variable (defaults to the minimum cell count)."""
         return self.nfilter_tab if self.nfilter_tab is not None else self.min_cell_count
+
+    def dominance_rules(self) -> DominanceRules:
+        """The dominance rules in force (ACRO defaults, or tighter)."""
+        d = self.dominance
+        return DominanceRules(nk_n=d.nk_n, nk_k=d.nk_k, p_ratio=d.p_ratio, min_dof=d.min_dof)
+
+    def design_limits(self) -> DesignLimits:
+        """The design-isolation limits in force for this policy's minimum cell count."""
+        base = DesignLimits(
+            k=self.min_cell_count, max_levels=self.discrete_max_levels, rules=self.dominance_rules()
+        )
+        leverage = self.design.max_leverage
+        eta = self.design.eta_bound
+        return DesignLimits(
+            k=base.k,
+            max_levels=base.max_levels,
+            max_leverage=min(base.leverage_limit, leverage) if leverage is not None else None,
+            eta_bound=min(base.eta_bound, eta) if eta is not None else base.eta_bound,
+            rules=base.rules,
+            cross_classification=self.design.cross_classification,
+        )
 
     def decide(self, request: TaskRequest) -> Decision:
         """Decide *request* by the first matching rule; no match refuses. Pure and deterministic."""
@@ -202,9 +262,12 @@ __all__ = [
     "SERVICE_TYPES",
     "ApprovalMode",
     "Decision",
+    "DesignSettings",
     "DifferentialPrivacy",
+    "DominanceSettings",
     "Policy",
     "PolicyRule",
+    "QueryBudget",
     "RequesterCategory",
     "ServiceType",
     "TaskRequest",

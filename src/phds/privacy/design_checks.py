@@ -29,13 +29,17 @@ Thresholds (each a :class:`DesignLimits` field; a hospital may tighten them):
   or a hub steering the weights, never a usable fit;
 * ``min_ess`` — k unless set: weights whose effective sample size (Σw)²/Σw² (Kish 1965) is below k
   make a sum behave like one over fewer than k rows;
-* ``max_levels`` — :data:`~phds.privacy.dominance.DISCRETE_MAX_LEVELS`;
-* ``cross_classification`` — ``"full"`` (default): every non-empty cell of the joint
-  cross-classification of the discrete columns and a discrete outcome holds ≥ k rows (DESIGN.md:
-  no covariate pattern may isolate fewer than k rows). ``"pairwise"`` checks only what XᵀWX and XᵀWz
-  of binary columns literally contain (n, Σa, Σb, Σab give all four cells of every pair); it is
-  looser and only for policies that accept higher-order patterns shown by no released sum. The
-  utility models pass "full" at every CNSIM site, so the stricter rule is the default;
+* ``max_levels`` — :data:`~phds.privacy.dominance.DISCRETE_MAX_LEVELS`, the most values a column may
+  have to be treated as a count; below that, :func:`pinned_levels` decides from how many of the model's
+  columns are functions of it (a column entering linearly pins 3 values; with x² too, 5);
+* ``cross_classification`` — ``"pairwise"`` (default): every non-empty cell of the cross-classification
+  of each pair of discrete columns, and of each discrete column with a discrete outcome, holds ≥ k rows.
+  That is exactly what the released sums contain: XᵀWX and XᵀWz give n, Σa, Σb and Σab for every pair,
+  hence all four cells of a pair of indicators, and an interaction column brings its own higher-order
+  cells into the pairs. A cell of three main effects and the outcome (female ∧ inhaled steroid ∧
+  admitted) appears in no released sum, so refusing it would refuse ordinary models (the synthetic
+  hospitals' ground-truth model has such cells below 5) without protecting anyone. ``"full"`` (the joint
+  cross-classification of all discrete columns) is available to a stricter policy;
 * ``risk_set_share`` — 1/3: a Cox risk set of m members must keep an ESS of at least
   ``min(min_ess, m × share)`` at the hub's β. Small late risk sets cannot hold k effective members
   at any β ≠ 0, so they are held to a share of their own size; legitimate fits on the lifelines
@@ -81,7 +85,7 @@ class DesignLimits:
     max_leverage: float | None = None
     eta_bound: float = R_LOGIT_THRESH
     min_ess: float | None = None
-    cross_classification: Literal["full", "pairwise"] = "full"
+    cross_classification: Literal["full", "pairwise"] = "pairwise"
     risk_set_share: float = RISK_SET_SHARE
     rules: DominanceRules = field(default_factory=DominanceRules)
 
@@ -196,6 +200,28 @@ def _cross_classification(
             )
 
 
+def pinned_levels(x: np.ndarray, j: int, cap: int) -> int:
+    """How many values of column *j* the model's sums pin down: a column with at most this many distinct
+    values is a count in disguise.
+
+    The released sums XᵀWX hold the products of every pair of columns. If m columns (the intercept
+    included) are functions of column j — constant within each of its values, as x, x², exp(x) are —
+    their products give the moments of x_j up to order 2m − 2, and with n those fix the counts of up to
+    2m − 1 distinct values (a Vandermonde system). A column entering linearly (m = 2) pins 3 values.
+    """
+    col = x[:, j]
+    values = np.unique(col)
+    if values.size > cap:
+        return cap
+    order = np.argsort(col, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(col[order]) != 0])
+    ordered = x[order]
+    within = np.maximum.reduceat(ordered, starts, axis=0) - np.minimum.reduceat(ordered, starts, axis=0)
+    functions = int(np.count_nonzero(np.all(within == 0, axis=0)))  # includes j itself and the intercept
+    intercept = 0 if np.any(np.all(x == x[:1], axis=0)) else 1  # n is always released
+    return min(cap, 2 * (functions + intercept) - 1)
+
+
 def check_design(
     x: np.ndarray,
     columns: list[str],
@@ -227,14 +253,14 @@ def check_design(
     n, p = x.shape
     check_residual_dof(n, p, limits.rules)
 
-    max_levels = max(limits.max_levels, 2 * p - 1)  # products of p columns carry moments up to 2p − 2
     names: list[str] = []
     discrete: list[np.ndarray] = []
     for j, name in enumerate(columns):
-        if as_count_if_discrete(name, x[:, j], limits.k, max_levels) and np.ptp(x[:, j]) > 0:
+        levels = pinned_levels(x, j, limits.max_levels)
+        if as_count_if_discrete(name, x[:, j], limits.k, levels) and np.ptp(x[:, j]) > 0:
             names.append(name)
             discrete.append(x[:, j])
-    if as_count_if_discrete(outcome, y, limits.k, max_levels) and np.ptp(y) > 0:
+    if as_count_if_discrete(outcome, y, limits.k, 3) and np.ptp(y) > 0:
         names.append(outcome)
         discrete.append(y)
     if discrete:
@@ -277,6 +303,19 @@ def check_irls_point(
     _check_leverage(np.sqrt(ww)[:, None] * xa, names, limits, "IRLS step at the proposed coefficients")
 
 
+def check_linear_predictor(eta: np.ndarray, bound: float = R_LOGIT_THRESH) -> None:
+    """Refuse before computing anything at a β whose linear predictor leaves ±*bound* (or is not finite):
+    the sums at such a β would overflow or be carried by a few rows. The gate checks the policy's own,
+    possibly tighter, bound again on the released point."""
+    e = np.asarray(eta, dtype=float).ravel()
+    with np.errstate(invalid="ignore"):
+        if not np.all(np.isfinite(e)) or float(np.max(np.abs(e), initial=0.0)) > bound:
+            raise DisclosureRefused(
+                "the proposed coefficients put the linear predictor beyond R's logit clamp for some "
+                "rows: the fit diverges (separation) or the weights are being steered"
+            )
+
+
 def check_separation(mu: np.ndarray, *, outcome: str = "outcome", tol: float = SEPARATION_TOL) -> None:
     """Refuse a binomial fit whose fitted probabilities are numerically 0 or 1 for some row.
 
@@ -310,6 +349,33 @@ def check_risk_sets(risk_weights_by_set: Sequence[np.ndarray], limits: DesignLim
             )
 
 
+def check_ordered_risk_sets(
+    weights: np.ndarray, ends: np.ndarray, limits: DesignLimits = DEFAULT_LIMITS
+) -> None:
+    """:func:`check_risk_sets` for risk sets that are prefixes of one ordering (decreasing time), in O(n).
+
+    *ends* are the exclusive ends of the prefixes that are risk sets (one per event time).
+    """
+    w = np.asarray(weights, dtype=float).ravel()
+    if w.size == 0:
+        return
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise DisclosureRefused("the risk-set weights at the proposed coefficients are not finite")
+    scaled = w / w.max() if w.max() > 0 else w
+    s1, s2 = np.cumsum(scaled), np.cumsum(scaled * scaled)
+    at = np.asarray(ends, dtype=np.int64) - 1
+    at = at[(at >= 0) & (at < w.size)]
+    if at.size == 0:
+        return
+    ess = np.where(s2[at] > 0, s1[at] ** 2 / np.where(s2[at] > 0, s2[at], 1.0), 0.0)
+    required = np.minimum(limits.ess_limit, (at + 1) * limits.risk_set_share)
+    if np.any(ess < required - 1e-9):
+        raise DisclosureRefused(
+            "the proposed coefficients concentrate a risk set's weight on too few members "
+            "(effective sample size below the minimum cell count)"
+        )
+
+
 __all__ = [
     "DEFAULT_LIMITS",
     "RISK_SET_SHARE",
@@ -318,8 +384,11 @@ __all__ = [
     "DesignLimits",
     "check_design",
     "check_irls_point",
+    "check_linear_predictor",
+    "check_ordered_risk_sets",
     "check_risk_sets",
     "check_separation",
     "effective_sample_size",
     "hat_values",
+    "pinned_levels",
 ]

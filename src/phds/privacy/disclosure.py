@@ -14,58 +14,16 @@ Sources of the defaults:
 
 from __future__ import annotations
 
-import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from phds.errors import DisclosureRefused, InputError
+from phds.protocol.releases import NetworkTotal, ReleasedBreakdown, ReleasedCount, SuppressionKind
 
 NETWORK_MIN_CELL_COUNT = 5
 """The network default minimum cell count; a hospital policy may raise it, never lower it."""
 NETWORK_NFILTER_GLM = 0.33
 """DataSHIELD's default saturation filter: parameters may be at most this share of N."""
-
-SuppressionKind = Literal["small", "complementary", "withheld"]
-
-
-@dataclass(frozen=True)
-class ReleasedCount:
-    """A count as it may leave a node: exact, or suppressed with the interval a recipient can deduce.
-
-    ``kind`` says why it is suppressed: ``small`` (primary, below the threshold, rendered ``"<5"``),
-    ``complementary`` (hidden so a small cell cannot be recovered by subtraction, rendered ``"≥5"``) or
-    ``withheld`` (the whole breakdown hidden, rendered ``"suppressed"``). ``lower``/``upper`` are exactly
-    what a recipient can deduce from everything released alongside, so publishing them costs nothing.
-    """
-
-    value: int | None
-    suppressed: bool
-    threshold: int
-    lower: int
-    upper: int
-    kind: SuppressionKind | None = None
-
-    def __str__(self) -> str:
-        if not self.suppressed:
-            return str(self.value)
-        if self.kind == "small":
-            return f"<{self.threshold}"
-        if self.kind == "complementary":
-            return f"≥{self.threshold}"
-        return "suppressed"
-
-    def to_json(self) -> dict[str, object]:
-        """The wire form: never carries the true value of a suppressed count."""
-        return {
-            "value": self.value,
-            "suppressed": self.suppressed,
-            "display": str(self),
-            "threshold": self.threshold,
-            "lower": self.lower,
-            "upper": self.upper,
-            "kind": self.kind,
-        }
 
 
 def _check_threshold(threshold: int) -> None:
@@ -90,22 +48,13 @@ def release_count(
     _check_threshold(threshold)
     if is_small(n, threshold, release_zero=release_zero):
         floor = 1 if release_zero else 0
-        return ReleasedCount(None, True, threshold, floor, threshold - 1, "small")
-    return ReleasedCount(n, False, threshold, n, n)
+        return ReleasedCount(
+            value=None, suppressed=True, threshold=threshold, lower=floor, upper=threshold - 1, kind="small"
+        )
+    return ReleasedCount.exact(n, threshold)
 
 
 # -- breakdowns and complementary suppression --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReleasedBreakdown:
-    """A protected breakdown: its total and its cells, in the order given."""
-
-    total: ReleasedCount
-    cells: dict[str, ReleasedCount]
-
-    def to_json(self) -> dict[str, object]:
-        return {"total": self.total.to_json(), "cells": {k: v.to_json() for k, v in self.cells.items()}}
 
 
 Box = tuple[int, int]
@@ -145,7 +94,9 @@ def protect_breakdown(
        total is released and exactly one cell is hidden), hide the smallest released cell ≥ k. It is
        published as ``"≥k"``; as it is the smallest, a recipient who knows this algorithm also knows it
        is ≤ every cell still released, and the check assumes that recipient.
-    3. If no such cell is left, every cell is withheld and only the total leaves.
+    3. The same while the hidden cells together hold 1..2k−2 persons (with the total released, their sum
+       is one derivable cell, and the overlap guard's band reaches 2k − 1).
+    4. If no such cell is left, every cell is withheld and only the total leaves.
 
     The cells must partition the cohort (the total is their sum); include an ``unknown`` cell if needed.
     Linked tables (two breakdowns of one cohort) are out of scope; the differencing guard covers cohorts.
@@ -184,6 +135,12 @@ def protect_breakdown(
     while True:
         cell_iv, total_iv = analyse()
         pinned = any(lo == hi for lo, hi in cell_iv) or (total_iv is not None and total_iv[0] == total_iv[1])
+        # With the total released, the hidden cells together are one derivable cell. It must hold at least
+        # 2k − 1 persons: the overlap guard blurs its threshold for derived sets over [k, 2k), and a
+        # derived cell in that band would be refused at random.
+        hidden_sum = total - sum(v for v, kd in zip(values, kinds, strict=True) if kd is None)
+        some_released = any(kd is None for kd in kinds)  # with none released, the sum is the total itself
+        pinned = pinned or (not total_hidden and some_released and 0 < hidden_sum < 2 * threshold - 1)
         if not pinned:
             break
         candidates = [i for i, k in enumerate(kinds) if k is None and values[i] >= threshold]
@@ -199,34 +156,57 @@ def protect_breakdown(
     out: dict[str, ReleasedCount] = {}
     for name, v, kind in zip(names, values, kinds, strict=True):
         if kind is None:
-            out[name] = ReleasedCount(v, False, threshold, v, v)
+            out[name] = ReleasedCount.exact(v, threshold)
         else:
             lo, hi = next(it)
-            out[name] = ReleasedCount(None, True, threshold, lo, hi, kind)
+            out[name] = ReleasedCount(
+                value=None, suppressed=True, threshold=threshold, lower=lo, upper=hi, kind=kind
+            )
     if total_iv is not None:
-        released_total = ReleasedCount(None, True, threshold, total_iv[0], total_iv[1], "small")
+        released_total = ReleasedCount(
+            value=None,
+            suppressed=True,
+            threshold=threshold,
+            lower=total_iv[0],
+            upper=total_iv[1],
+            kind="small",
+        )
     else:
-        released_total = ReleasedCount(total, False, threshold, total, total)
-    return ReleasedBreakdown(released_total, out)
+        released_total = ReleasedCount.exact(total, threshold)
+    return ReleasedBreakdown(total=released_total, cells=out)
+
+
+# -- level names ----------------------------------------------------------------------------------------
+
+OTHER = "other"
+_CODE = re.compile(r"^-?\d{1,9}$")
+_MARKERS = frozenset({"NA", "unknown", OTHER})
+
+
+def protect_level_names(
+    labels: Sequence[str], threshold: int, field: str = "analysis.params.levels"
+) -> list[str]:
+    """Apply the level-name rule to observed labels the requester did not declare.
+
+    A level held by fewer than *threshold* persons merges into ``other``; a larger level keeps its name
+    only if it is a short integer code (a codebook value, not a name) or a missing-value marker. Text
+    levels must be declared: a rare diagnosis written as a level name would itself be a disclosure.
+    """
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    small = {lv for lv, n in counts.items() if n < threshold and lv not in _MARKERS}
+    for level in counts.keys() - small:
+        if level not in _MARKERS and not _CODE.match(level):
+            raise InputError(
+                "a variable has text levels that were not declared; list the levels to count (level "
+                "names leave a hospital only when declared or in its vocabulary)",
+                field=field,
+            )
+    return [OTHER if lv in small else lv for lv in labels]
 
 
 # -- network totals ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NetworkTotal:
-    """A sum over hospitals: exact when no contribution was suppressed, otherwise a closed interval."""
-
-    lower: int
-    upper: int
-    suppressed_contributions: int
-
-    @property
-    def exact(self) -> bool:
-        return self.suppressed_contributions == 0
-
-    def __str__(self) -> str:
-        return str(self.lower) if self.exact else f"{self.lower}–{self.upper}"
 
 
 def network_total(counts: Iterable[ReleasedCount]) -> NetworkTotal:
@@ -236,10 +216,10 @@ def network_total(counts: Iterable[ReleasedCount]) -> NetworkTotal:
         lower += c.lower
         upper += c.upper
         hidden += int(c.suppressed)
-    return NetworkTotal(lower, upper, hidden)
+    return NetworkTotal(lower=lower, upper=upper, suppressed_contributions=hidden)
 
 
-# -- GLM and quantiles --------------------------------------------------------------------------------
+# -- GLM --------------------------------------------------------------------------------
 
 
 def check_glm_saturation(n_params: int, n_obs: int, nfilter_glm: float = NETWORK_NFILTER_GLM) -> None:
@@ -263,60 +243,16 @@ def check_binary_levels(variable: str, level_counts: Mapping[str, int], nfilter_
         )
 
 
-@dataclass(frozen=True)
-class ReleasedQuantile:
-    """A quantile released only when at least k patients lie strictly on each side of it."""
-
-    q: float
-    value: float | None
-    reason: str | None = None
-
-
-def release_quantile(q: float, value: float, n_below: int, n_above: int, threshold: int) -> ReleasedQuantile:
-    """Release *value* as quantile *q* only if ≥ *threshold* patients lie strictly below and above it.
-
-    This also forbids raw minima and maxima: nobody lies below a minimum. Reasons (which leave the
-    node) never state a count.
-    """
-    if not 0.0 <= q <= 1.0 or not math.isfinite(value):
-        raise InputError(f"quantile {q} with value {value} is not a valid quantile", field="quantile")
-    if n_below < threshold or n_above < threshold:  # the reason leaves: it must not say how many
-        return ReleasedQuantile(q, None, f"fewer than {threshold} patients below or above it")
-    return ReleasedQuantile(q, value)
-
-
-def quantiles_from_values(
-    values: Sequence[float], qs: Sequence[float], threshold: int
-) -> list[ReleasedQuantile]:
-    """Compute quantiles (lower order statistic, no interpolation) at the node and apply the rule."""
-    data = sorted(values)
-    out = []
-    for q in qs:
-        if not data:
-            out.append(ReleasedQuantile(q, None, "no values"))
-            continue
-        v = data[min(len(data) - 1, math.floor(q * (len(data) - 1)))]
-        below = sum(1 for x in data if x < v)
-        above = sum(1 for x in data if x > v)
-        out.append(release_quantile(q, v, below, above, threshold))
-    return out
-
-
 __all__ = [
     "NETWORK_MIN_CELL_COUNT",
     "NETWORK_NFILTER_GLM",
-    "NetworkTotal",
-    "ReleasedBreakdown",
-    "ReleasedCount",
-    "ReleasedQuantile",
-    "SuppressionKind",
+    "OTHER",
     "check_binary_levels",
     "check_glm_saturation",
     "feasible_intervals",
     "is_small",
     "network_total",
     "protect_breakdown",
-    "quantiles_from_values",
+    "protect_level_names",
     "release_count",
-    "release_quantile",
 ]

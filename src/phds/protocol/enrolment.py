@@ -34,6 +34,9 @@ class EnrolRequest(WireModel):
 
     enrolment_token: str = Field(max_length=200)
     metadata: NodeMetadata = NodeMetadata()
+    public_key: str | None = Field(
+        default=None, max_length=64, description="The node's Ed25519 public key; the hub pins it at enrolment"
+    )
 
 
 class EnrolResponse(WireModel):

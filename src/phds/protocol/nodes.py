@@ -28,3 +28,4 @@ class NodeInfo(WireModel):
     metadata: NodeMetadata
     enrolled_at: datetime
     last_seen_at: datetime | None
+    public_key: str | None = Field(default=None, description="Pinned at enrolment; signs every release")

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from phds.protocol.studies import ServiceType
+from phds.protocol.trust import ReleaseEnvelope, SignedSpec
 
 
 class TaskRequester(BaseModel):
@@ -35,6 +36,9 @@ class Task(BaseModel):
     state: dict[str, Any] = Field(default_factory=dict, description="Round state from the hub's runner")
     attempt: int = Field(ge=1, description="Delivery attempt; >1 after a lease expired")
     lease_expires_at: datetime
+    signed_spec: SignedSpec | None = Field(
+        default=None, description="The requester's signed study specification, relayed as submitted"
+    )
 
 
 class ResultStatus(StrEnum):
@@ -58,3 +62,6 @@ class TaskResult(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
     compute_seconds: float = Field(default=0.0, ge=0)
     audit_hash: str | None = Field(default=None, description="Hash of the node's value_released audit entry")
+    envelope: ReleaseEnvelope | None = Field(
+        default=None, description="The released payload in an envelope signed by the node's key"
+    )

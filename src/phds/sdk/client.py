@@ -24,9 +24,14 @@ from phds.errors import Conflict, InputError, PhdsError
 from phds.protocol.catalogue import CatalogueEntry
 from phds.protocol.errors import ErrorBody
 from phds.protocol.studies import StudySpec, StudyView
+from phds.protocol.trust import OrganisationAttestation, ReleaseEnvelope
 from phds.sdk.results import StudyResult, result_for
 from phds.sdk.stats_methods import StatsMethods
 from phds.sdk.studyfile import load_study, study_from_mapping
+from phds.sdk.verify import Verification, requester_signer, verify_study
+from phds.trust.envelopes import open_envelope
+from phds.trust.keys import KeyPair
+from phds.trust.specs import sign_spec
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +59,16 @@ class Client(StatsMethods):
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        key: KeyPair | str | Path | None = None,
+        attestation: OrganisationAttestation | str | Path | None = None,
     ) -> None:
+        """*key* (a requester key file or :class:`~phds.trust.KeyPair`) and *attestation* (the operator's
+        attestation of the organisation, a JSON file) sign every study; they default to the files named by
+        ``PHDS_REQUESTER_KEY`` and ``PHDS_ATTESTATION``. Hospitals that require signed studies decline
+        unsigned ones."""
         if not token:
             raise errors.AuthenticationError("no API token given (set PHDS_TOKEN or pass token=)")
+        self.signer = requester_signer(key, attestation)
         self.hub_url = hub_url.rstrip("/")
         self.timeout = timeout
         self._http = httpx.Client(
@@ -76,7 +88,15 @@ class Client(StatsMethods):
             spec = study_from_mapping(study)
         else:
             spec = load_study(study)
-        view = StudyView.model_validate(self._request("POST", "/studies", json=spec.model_dump(mode="json")))
+        if self.signer is not None:
+            signed = sign_spec(spec.model_dump(mode="json"), *self.signer)
+            view = StudyView.model_validate(
+                self._request("POST", "/studies/signed", json=signed.model_dump(mode="json"))
+            )
+        else:
+            view = StudyView.model_validate(
+                self._request("POST", "/studies", json=spec.model_dump(mode="json"))
+            )
         log.info("submitted study %s (%s) to %d hospitals", view.id, spec.title, len(spec.hospitals))
         return Study(self, view)
 
@@ -126,10 +146,20 @@ class Client(StatsMethods):
             changed = latest.version != view.version  # an unchanged view: the hub's poll just ended
             view = latest
 
-    def results(self, study_id: str, *, wait: bool = False, progress: Progress | None = None) -> StudyResult:
+    def results(
+        self,
+        study_id: str,
+        *,
+        wait: bool = False,
+        progress: Progress | None = None,
+        check_signatures: bool = True,
+    ) -> StudyResult:
         """The typed result of a finished study; with *wait*, wait for it first.
 
-        :class:`~phds.errors.Conflict` if the study is not finished or ended without a result.
+        With *check_signatures* (the default) every release of the study must carry a valid signature of
+        its node's key as the hub pinned it (:class:`~phds.errors.SignatureInvalid` otherwise); :meth:`verify`
+        also recomputes the result from them. :class:`~phds.errors.Conflict` if the study is not finished or
+        ended without a result.
         """
         view = self.wait(study_id, progress=progress) if wait else self.study(study_id)
         if view.result is None or not view.state.is_final:
@@ -137,7 +167,35 @@ class Client(StatsMethods):
                 raise Conflict(f"study {view.id} is {view.state.value}; it has no result yet (wait for it)")
             why = f": {view.error}" if view.error else ""
             raise Conflict(f"study {view.id} ended {view.state.value} without a result{why}")
+        if check_signatures:
+            envelopes = self.releases(view.id)
+            if envelopes:
+                keys = self.node_keys()
+                for envelope in envelopes:
+                    open_envelope(envelope, keys)
         return result_for(view)
+
+    # -- verification ---------------------------------------------------------------------------------
+
+    def releases(self, study_id: str) -> list[ReleaseEnvelope]:
+        """The study's signed releases, by round and hospital (as the hub relays them)."""
+        return [
+            ReleaseEnvelope.model_validate(e)
+            for e in self._request("GET", f"/studies/{_id(study_id)}/releases")
+        ]
+
+    def node_keys(self) -> dict[str, str]:
+        """Each hospital's node public key as the hub pinned it at enrolment (hospital → key)."""
+        return dict(self._request("GET", "/nodes/keys"))
+
+    def verify(self, study_id: str, pinned: Mapping[str, str] | None = None) -> Verification:
+        """Check every release's node signature against *pinned* keys (hospital → key; default: the hub's,
+        trusted on first use) and recompute the study's result from the signed payloads alone.
+
+        :class:`~phds.errors.SignatureInvalid` if a signature, a round's state or the result does not
+        match what the nodes signed: a hub that altered anything is caught."""
+        view = self.study(study_id)
+        return verify_study(view, self.releases(study_id), dict(pinned) if pinned else self.node_keys())
 
     # -- catalogue -----------------------------------------------------------------------------------
 

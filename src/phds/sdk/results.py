@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from phds.protocol.releases import NetworkTotal
 from phds.protocol.studies import StudyView
 
 ATTRIBUTION = ("answered", "declined", "refused", "failed", "timed_out")
@@ -55,10 +56,9 @@ class Total:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Total:
-        lower, upper = int(data["lower"]), int(data["upper"])
-        exact = bool(data.get("exact", lower == upper))
-        display = str(data.get("display") or (lower if exact else f"{lower}–{upper}"))
-        return cls(lower, upper, exact, display)
+        """Parse a network total with its one wire model, :class:`~phds.protocol.releases.NetworkTotal`."""
+        total = NetworkTotal.model_validate(dict(data))
+        return cls(total.lower, total.upper, total.exact, total.display)
 
     def __str__(self) -> str:
         return self.display

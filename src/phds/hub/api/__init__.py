@@ -9,6 +9,7 @@ from phds.hub.api import (
     enrolment,
     health,
     me,
+    network,
     nodes,
     organisations,
     studies,
@@ -23,6 +24,18 @@ API_PREFIX = "/api/v1"
 def api_router() -> APIRouter:
     """Every resource's router under ``/api/v1``."""
     router = APIRouter(prefix=API_PREFIX)
-    for module in (health, me, organisations, users, tokens, enrolment, tasks, nodes, catalogue, studies):
+    for module in (
+        health,
+        me,
+        organisations,
+        users,
+        tokens,
+        enrolment,
+        tasks,
+        nodes,
+        catalogue,
+        studies,
+        network,
+    ):
         router.include_router(module.router)
     return router

@@ -10,6 +10,7 @@ from phds.errors import NotFound
 from phds.hub import services, wire
 from phds.hub.auth import (
     AdminOrSteward,
+    AnyUser,
     NodeCaller,
     Principal,
     Settings,
@@ -22,6 +23,7 @@ from phds.hub.store.models import utcnow
 from phds.protocol.catalogue import CatalogueEntry
 from phds.protocol.common import Slug
 from phds.protocol.nodes import NodeInfo
+from phds.protocol.trust import SignedAuditHead
 
 router = APIRouter(prefix="/nodes", tags=["nodes"])
 
@@ -58,6 +60,33 @@ def publish_catalogue(
             uow, node_id=caller.id, profile=profile, max_bytes=settings.catalogue_max_bytes, now=utcnow()
         )
         return wire.catalogue_entry(row)
+
+
+@router.get("/keys", response_model=dict[str, str])
+def node_keys(caller: AnyUser, store: Store) -> dict[str, str]:
+    """Each hospital's node public key as pinned at enrolment (hospital → key), for requesters to pin."""
+    with store.unit() as uow:
+        return {
+            wire.node(r).hospital: r.public_key for r in uow.nodes.list(organisation_id=None) if r.public_key
+        }
+
+
+@router.post("/me/audit-head", status_code=204)
+def report_audit_head(head: SignedAuditHead, caller: NodeCaller, store: Store) -> None:
+    """A node reports its signed audit head; a head that goes backwards is refused and logged (409)."""
+    with store.unit() as uow:
+        services.record_audit_head(uow, node_id=caller.id, head=head, now=utcnow())
+
+
+@router.get("/{hospital}/audit-heads", response_model=list[SignedAuditHead])
+def node_audit_heads(hospital: Slug, caller: NodeViewer, store: Store) -> list[SignedAuditHead]:
+    """The signed audit heads a hospital's node reported, newest first (its steward, the operator)."""
+    with store.unit() as uow:
+        row = services.get_organisation(uow, hospital)
+        scope = organisation_scope(caller)
+        if scope is not None and scope != row.id:
+            raise NotFound(f"no node for hospital {hospital!r}")
+        return services.audit_heads(uow, organisation_id=row.id)
 
 
 @router.get("/{hospital}", response_model=NodeInfo)

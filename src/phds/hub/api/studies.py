@@ -31,6 +31,7 @@ from phds.hub.auth import (
 from phds.hub.runner import Requester, study_id_of
 from phds.hub.store import HubStore
 from phds.protocol.studies import StudySpec, StudyView
+from phds.protocol.trust import ReleaseEnvelope, SignedSpec
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
@@ -94,3 +95,22 @@ async def wait_for_study(
             if changed or remaining <= 0 or notifier.closed:
                 return view
             await subscription.wait(min(remaining, settings.poll_recheck_seconds))
+
+
+@router.post("/signed", response_model=StudyView, status_code=201)
+def submit_signed_study(signed: SignedSpec, caller: RequesterCaller, runner: Runner) -> StudyView:
+    """Submit a study specification signed by the requester's key with its organisation's attestation.
+
+    Every node verifies the signature and the attestation itself; the hub checks they are consistent
+    and relays them with each task, so it cannot change what the requester asked for."""
+    requester = Requester(caller.id, caller.organisation_id, caller.organisation_name)
+    return runner.submit_signed(requester, signed)
+
+
+@router.get("/{study_id}/releases", response_model=list[ReleaseEnvelope])
+def study_releases(study_id: str, caller: AnyUser, store: Store) -> list[ReleaseEnvelope]:
+    """Every signed release of the study, by round: what ``phds study verify`` recomputes the result from."""
+    sid = study_id_of(study_id)
+    _view(store, caller, study_id, sid)  # the same visibility as the study itself
+    with store.unit() as uow:
+        return [ReleaseEnvelope.model_validate(e) for e in uow.results.envelopes(sid)]

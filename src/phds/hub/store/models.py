@@ -113,8 +113,33 @@ class NodeRow(Base):
     node_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    public_key: Mapped[str | None] = mapped_column(String(64))
 
     organisation: Mapped[OrganisationRow] = relationship(lazy="joined")
+
+
+class RevocationListRow(Base):
+    """A revocation list the operator signed off the hub and published through it (migration 0003)."""
+
+    __tablename__ = "revocation_lists"
+
+    sequence: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditHeadRow(Base):
+    """A node's signed audit head as reported to the hub (migration 0003): a truncated log shows."""
+
+    __tablename__ = "audit_heads"
+    __table_args__ = (Index("ix_audit_heads_node_seq", "node_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    node_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("nodes.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(128))
+    head: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ApiTokenRow(Base):

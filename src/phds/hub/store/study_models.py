@@ -73,6 +73,7 @@ class StudyRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    signed_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     organisation: Mapped[OrganisationRow] = relationship(lazy="joined")
     targets: Mapped[list[StudyTargetRow]] = relationship(
@@ -145,3 +146,4 @@ class ResultRow(Base):
     compute_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     audit_hash: Mapped[str | None] = mapped_column(String(128))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    envelope: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, lazyload
@@ -174,6 +175,14 @@ class ResultRepo:
         if not task_ids:
             return []
         return list(self.session.scalars(select(ResultRow).where(ResultRow.task_id.in_(list(task_ids)))))
+
+    def envelopes(self, study_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The signed envelopes of a study's released results, by round and hospital."""
+        rows = self.session.scalars(
+            select(ResultRow).where(ResultRow.study_id == study_id, ResultRow.envelope.is_not(None))
+        )
+        found = [dict(r.envelope) for r in rows if r.envelope is not None]
+        return sorted(found, key=lambda e: (int(e["round"]), str(e["hospital"])))
 
     def count(self, task_id: uuid.UUID) -> int:
         return len(list(self.session.scalars(select(ResultRow.id).where(ResultRow.task_id == task_id))))

@@ -10,8 +10,8 @@ from typing import Any
 import duckdb
 
 from phds.errors import InputError
-from phds.node.sources.tabular import TabularDataset
 from phds.omop.store import CdmStore, open_store
+from phds.sources.tabular import TabularDataset
 
 
 class NodeData:
@@ -21,12 +21,7 @@ class NodeData:
     in-process DuckDB. Analyses get ibis tables from here; no SQL text from a requester is ever run.
     """
 
-    def __init__(
-        self, omop: Mapping[str, str], tabular: Mapping[str, Path], *, min_cell_count: int = 5
-    ) -> None:
-        #: The hospital policy's minimum cell count, for analyses whose local step must respect it
-        #: (e.g. time bins or quantile cuts): the node's own value, never one the hub claims.
-        self.min_cell_count = min_cell_count
+    def __init__(self, omop: Mapping[str, str], tabular: Mapping[str, Path]) -> None:
         self._omop_urls = dict(omop)
         self._datasets = {name: TabularDataset(name, Path(path)) for name, path in tabular.items()}
         self._stores: dict[str, CdmStore] = {}
@@ -58,6 +53,13 @@ class NodeData:
                 url = self._omop_urls[key]
                 self._stores[key] = open_store(url, read_only=url.startswith("duckdb:"))
             return self._stores[key]
+
+    def universe(self, *, dataset: str | None = None, source: str | None = None) -> str:
+        """The name of the dataset a person set belongs to, for the overlap guard."""
+        if dataset is not None:
+            return f"tabular:{dataset}"
+        key = source or (next(iter(self._omop_urls)) if self._omop_urls else "")
+        return f"omop:{key}"
 
     def tabular(self, name: str) -> Any:
         """An ibis table over the named tabular dataset."""

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from phds.errors import ConfigError, InputError
+from phds.sources.identity import ROW_ID
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,18 @@ class TabularDataset:
             seen.add(clean)
             quoted = original.replace('"', '""')
             renames.append(f'"{quoted}" AS "{clean}"')
+        if ROW_ID in seen:
+            raise InputError(
+                f"column {ROW_ID!r} is reserved for the node's row identity", file=str(self.path)
+            )
         con.execute(
             f'CREATE OR REPLACE TABLE "{table}" AS SELECT {", ".join(renames)} FROM {reader}',
             [str(self.path)],
         )
+        # A node-side identity per row (its position in the file: DuckDB preserves insertion order),
+        # for the overlap guard; it never leaves the node and is no analysis variable.
+        con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{ROW_ID}" BIGINT')
+        con.execute(f'UPDATE "{table}" SET "{ROW_ID}" = rowid')
         log.info("dataset %s: loaded %s into table %s", self.name, self.path, table)
         return sorted(seen)
 

@@ -1,0 +1,264 @@
+"""Run an analysis over in-memory hospitals with the real node path: for analysis authors and tests.
+
+:func:`run_federation` is PHDS's counterpart of vantage6's ``MockAlgorithmClient``, but nothing in it is
+mocked: each hospital is a real node runtime (policy, gate, overlap guard, audit log and memory in its
+own ``node.db``) answering real :class:`~phds.protocol.tasks.Task` objects through
+:func:`phds.node.executor.execute_task`, and the rounds are driven as the hub's runner drives them
+(``combine`` on what the gates released; hospitals that refuse drop out). Only the network is missing.
+
+    from phds.analyses.testing import run_federation
+    run = run_federation("stats.glm", {"table": {"dataset": "cnsim"}, "formula": "LAB_HDL ~ GENDER"},
+                         {"site1": {"cnsim": "CNSIM1.csv"}, "site2": {"cnsim": "CNSIM2.csv"}})
+    run.result["coefficients"]
+
+This module imports the node lazily: the hub and the SDK never load it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from phds.analyses.base import Analysis, Final, NextRound
+from phds.analyses.registry import get_analysis
+from phds.errors import InputError
+from phds.protocol.trust import OrganisationAttestation
+from phds.trust import KeyPair, NetworkTrust, sign_spec
+
+if TYPE_CHECKING:
+    from phds.node.executor import NodeRuntime
+    from phds.node.policy import Policy
+
+MAX_ROUNDS = 200
+
+
+@dataclass
+class FederationRun:
+    """The outcome: the final result (or None), each hospital's released payloads, and refusals."""
+
+    result: dict[str, Any] | None
+    notes: list[str]
+    rounds: int
+    releases: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    timings: list[RoundTiming] = field(default_factory=list)
+
+
+@dataclass
+class RoundTiming:
+    """One round's cost: per hospital, its whole answer and its analysis's own compute (seconds), and the
+    hub's combine. Benchmarks report the platform's share as the difference."""
+
+    answers: dict[str, float] = field(default_factory=dict)
+    compute: dict[str, float] = field(default_factory=dict)
+    combine: float = 0.0
+
+
+def everything_auto() -> Policy:
+    """The network default thresholds with one rule that runs every analysis without a steward."""
+    from phds.node.policy import Policy, PolicyRule
+
+    return Policy(rules=[PolicyRule(name="everything", analyses=["*"], approval="auto")])
+
+
+def node_runtime(
+    name: str,
+    state_dir: Path,
+    *,
+    tabular: Mapping[str, Path | str] | None = None,
+    omop: Mapping[str, str] | None = None,
+    policy: Policy | None = None,
+    network_keys: Mapping[str, str] | None = None,
+) -> NodeRuntime:
+    """A real node runtime (policy, gate, audit log, memory in ``state_dir/node.db``) without an agent."""
+    from phds.node.config import NodeConfig
+    from phds.node.executor import NodeRuntime
+
+    config = NodeConfig.model_validate(
+        {
+            "node": {"name": name, "hub_url": "http://localhost", "environment": "development",
+                     "credential_file": state_dir / "credential", "state_dir": state_dir},
+            "sources": {
+                "tabular": [{"name": d, "path": str(p)} for d, p in (tabular or {}).items()],
+                "omop": [{"name": s, "url": u} for s, u in (omop or {}).items()],
+            },
+            "policy": (policy or everything_auto()).model_dump(),
+            "trust": {"network_keys": dict(network_keys or {})},
+        }
+    )  # fmt: skip
+    return NodeRuntime.open(config)
+
+
+@dataclass
+class Requester:
+    """A requester organisation with its key and the operator's attestation (from a network trust key)."""
+
+    organisation: str
+    category: str
+    key: KeyPair
+    attestation: OrganisationAttestation
+
+
+@dataclass
+class TrustSetup:
+    """An operator's network trust key and the requesters it attested, for federations that sign studies."""
+
+    folder: Path
+    trust: NetworkTrust = field(init=False)
+    requesters: dict[str, Requester] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.trust = NetworkTrust.init(self.folder)
+
+    def requester(self, organisation: str, category: str = "academic") -> Requester:
+        """The attested requester *organisation* (created on first use)."""
+        if organisation not in self.requesters:
+            key = KeyPair.generate()
+            attestation = self.trust.sign_organisation(organisation, category, key.public_key_b64)
+            self.requesters[organisation] = Requester(organisation, category, key, attestation)
+        return self.requesters[organisation]
+
+
+@dataclass
+class Federation:
+    """In-memory hospitals (real node runtimes) that can run several studies, as a network would.
+
+    Keep one federation to run a sequence of studies against the same node memories (the overlap
+    guard, query budgets and fixed grids remember across studies, as they do in production). Build it
+    from ``{hospital: {dataset: path}}`` or pass ready ``runtimes``.
+    """
+
+    hospitals: Mapping[str, Mapping[str, Path | str]] = field(default_factory=dict)
+    policy: Policy | None = None
+    omop: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    folder: Path | None = None
+    runtimes: dict[str, NodeRuntime] = field(default_factory=dict)
+    owns_runtimes: bool = True
+    signed: bool = False
+    trust: TrustSetup | None = None
+
+    def __post_init__(self) -> None:
+        """With ``signed=True`` an operator's trust key attests the requesters, every study is signed and
+        the nodes pin the trust key and run only signed studies, as in production."""
+        if self.runtimes:
+            self.owns_runtimes = False
+            return
+        base = Path(self.folder or tempfile.mkdtemp(prefix="phds-federation-"))
+        if self.signed:
+            self.trust = TrustSetup(base / "network-trust")
+        keys = self.trust.trust.public_keys() if self.trust else None
+        for name in sorted(set(self.hospitals) | set(self.omop)):
+            self.runtimes[name] = node_runtime(
+                name, base / name, tabular=self.hospitals.get(name), omop=self.omop.get(name),
+                policy=self.policy, network_keys=keys,
+            )  # fmt: skip
+
+    def run(
+        self,
+        analysis: str | Analysis[Any],
+        params: Mapping[str, Any],
+        *,
+        requester: str = "acme",
+        category: str = "academic",
+        service_type: str = "analytical_study",
+        tamper: Any = None,
+    ) -> FederationRun:
+        """Run one study to its end. *tamper*, if given, is called with each task before a node sees it
+        and may return a changed task: the malicious-hub harness of the attack suite."""
+        from phds.node.executor import execute_task
+        from phds.protocol.tasks import ResultStatus, Task, TaskRequester
+
+        chosen = analysis if isinstance(analysis, Analysis) else get_analysis(analysis)
+        parsed = chosen.parse_params(dict(params))
+        chosen.check_at_hub(parsed)
+        study_id = str(uuid.uuid4())
+        answering = sorted(self.runtimes)
+        signed = None
+        if self.trust is not None:
+            attested = self.trust.requester(requester, category)
+            spec = {
+                "title": "federation", "purpose": "testing", "organisation": requester,
+                "service_type": service_type, "hospitals": answering,
+                "analysis": {"name": chosen.name, "version": chosen.version, "params": dict(params)},
+            }  # fmt: skip
+            signed = sign_spec(spec, attested.key, attested.attestation)
+        run = FederationRun(None, [], 0, {h: [] for h in answering})
+        state: Mapping[str, Any] = {}
+        for round_no in range(1, MAX_ROUNDS + 1):
+            run.rounds = round_no
+            released: dict[str, dict[str, Any]] = {}
+            timing = RoundTiming()
+            run.timings.append(timing)
+            for hospital in answering:
+                who = TaskRequester(organisation=requester, category=category)
+                task = Task(
+                    id=str(uuid.uuid4()), study_id=study_id, study_title="federation",
+                    study_purpose="testing", service_type=service_type, requester=who, hospital=hospital,
+                    analysis=chosen.name, analysis_version=chosen.version,
+                    params=dict(params), round=round_no, state=dict(state), attempt=1,
+                    lease_expires_at=datetime.now(UTC) + timedelta(minutes=5), signed_spec=signed,
+                )  # fmt: skip
+                if tamper is not None:
+                    task = tamper(task) or task
+                started = time.perf_counter()
+                answer = execute_task(task, self.runtimes[hospital])
+                timing.answers[hospital] = time.perf_counter() - started
+                timing.compute[hospital] = answer.compute_seconds
+                if answer.status is ResultStatus.OK:
+                    released[hospital] = answer.payload
+                    run.releases[hospital].append(answer.payload)
+                else:
+                    run.refused[hospital] = f"{answer.status.value}: {answer.reason}"
+            answering = sorted(released)
+            if not released:
+                run.error = f"no hospital answered round {round_no}"
+                return run
+            started = time.perf_counter()
+            try:
+                outcome = chosen.combine(parsed, round_no, state, released)
+                timing.combine = time.perf_counter() - started
+            except InputError as exc:
+                run.error = f"combine failed: {exc.message}"
+                return run
+            if isinstance(outcome, Final):
+                run.result, run.notes = outcome.result, list(outcome.notes)
+                return run
+            assert isinstance(outcome, NextRound)
+            state = outcome.state
+        run.error = f"the analysis did not finish in {MAX_ROUNDS} rounds"
+        return run
+
+    def close(self) -> None:
+        if self.owns_runtimes:
+            for runtime in self.runtimes.values():
+                runtime.close()
+
+    def __enter__(self) -> Federation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_federation(
+    analysis: str | Analysis[Any],
+    params: Mapping[str, Any],
+    tables: Mapping[str, Mapping[str, Path | str]],
+    *,
+    policy: Policy | None = None,
+    folder: Path | None = None,
+    **options: Any,
+) -> FederationRun:
+    """Run one study over hospitals given as ``{hospital: {dataset: CSV or Parquet path}}``."""
+    with Federation(tables, policy=policy, folder=folder) as federation:
+        return federation.run(analysis, params, **options)
+
+
+__all__ = ["Federation", "FederationRun", "RoundTiming", "everything_auto", "node_runtime", "run_federation"]

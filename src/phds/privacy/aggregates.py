@@ -1,0 +1,179 @@
+"""What an analysis's local step may return: typed aggregates that carry their own evidence.
+
+An aggregate names a statistic and holds, at the node only, the rows it is computed from: the persons
+(:class:`Persons`, ids in one dataset) and, where a rule needs them, their labels, contributions or model
+design. The node's gate (:mod:`phds.node.gate`) computes or checks the released numbers from that
+evidence, so an analysis cannot release a count its persons do not support, and every rule (minimum cell
+count, overlap guard, dominance, design isolation) sees the rows behind the number. Nothing here ever
+leaves the node: only the gate's :mod:`phds.protocol.releases` models do.
+
+Each type maps to one release rule of the gate:
+
+* :class:`CountAggregate` — a number of persons; released exactly or as ``"<k"``; overlap-guarded;
+* :class:`BreakdownAggregate` — a partition of persons by label; suppressed cells, level names, linked
+  tables; each released cell is overlap-guarded;
+* :class:`SumAggregate` — sums of per-person contributions (moments); n ≥ k, dominance (N-K, p%), and a
+  few-valued variable is gated as the count it is;
+* :class:`ModelAggregate` — model statistics (a QR factor, a gradient) with the design they come from;
+  saturation, residual degrees of freedom, isolation of rows (cells, leverage, weights) and the
+  admissibility of a β the hub proposed;
+* :class:`ProfileAggregate` — the catalogue's dataset profile; every count 0, suppressed or ≥ k, and
+  no vocabulary entry named for a suppressed count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from phds.errors import InputError
+
+
+@dataclass(frozen=True)
+class Persons:
+    """Rows of one dataset (*universe*, e.g. ``"tabular:cnsim"`` or ``"omop:cdm"``) by their node-side ids.
+
+    OMOP rows are persons (``person_id``); tabular rows get a node-side row identity when the file has
+    no id. The ids are hashed with a node secret before they are stored and never leave the node.
+    """
+
+    universe: str
+    ids: NDArray[Any]
+
+    @classmethod
+    def of(cls, universe: str, ids: Sequence[Any] | NDArray[Any]) -> Persons:
+        return cls(universe, np.asarray(ids))
+
+    @property
+    def size(self) -> int:
+        """The number of distinct ids."""
+        return int(np.unique(self.ids).size) if self.ids.size else 0
+
+    def subset(self, which: NDArray[Any]) -> Persons:
+        """The persons selected by a boolean mask or an index array."""
+        return Persons(self.universe, self.ids[which])
+
+
+@dataclass(frozen=True)
+class CountAggregate:
+    """The number of distinct *persons*."""
+
+    name: str
+    persons: Persons
+
+
+@dataclass(frozen=True)
+class BreakdownAggregate:
+    """*persons* partitioned by *labels* (one per id) into the cells *levels* (the full grid, in order).
+
+    ``declared`` says the level names were declared by the requester or come from the node's
+    vocabulary; otherwise a name leaves only when it is a short integer code (see the gate).
+    A label outside *levels* is an analysis error.
+    """
+
+    name: str
+    persons: Persons
+    labels: NDArray[Any]
+    levels: Sequence[str]
+    declared: bool = True
+    other: str | None = None  # the cell that collects small undeclared levels, when the grid has one
+
+    def cells(self) -> dict[str, int]:
+        """Counts of every level (0 for an empty one)."""
+        labels = np.asarray(self.labels).astype(str)
+        if labels.shape[0] != self.persons.ids.shape[0]:
+            raise InputError(f"{self.name}: one label per person is needed", field="aggregates")
+        names, counts = np.unique(labels, return_counts=True)
+        found = dict(zip(names.tolist(), counts.tolist(), strict=True))
+        unknown = set(found) - set(self.levels)
+        if unknown:
+            raise InputError(f"{self.name}: labels outside the declared levels", field="aggregates")
+        return {str(level): int(found.get(level, 0)) for level in self.levels}
+
+
+@dataclass(frozen=True)
+class SumAggregate:
+    """Sums over *persons* of each contribution array (aligned with ``persons.ids``).
+
+    *variable* is the raw variable the sums describe, when there is one: if it takes few distinct values
+    its sums are counts (the mean of a 0/1 column is a proportion) and are gated as counts.
+    """
+
+    name: str
+    persons: Persons
+    contributions: Mapping[str, NDArray[np.float64]]
+    variable: NDArray[np.float64] | None = None
+
+
+@dataclass(frozen=True)
+class DesignEvidence:
+    """A model's design at the node: columns of X, the outcome and the prior weights."""
+
+    x: NDArray[np.float64]
+    columns: Sequence[str]
+    y: NDArray[np.float64] | None
+    weights: NDArray[np.float64] | None = None
+
+
+@dataclass(frozen=True)
+class PointEvidence:
+    """The state of a model at a parameter value the hub proposed: linear predictors (None for an identity
+    link, whose working weights do not depend on β) and working weights."""
+
+    eta: NDArray[np.float64] | None
+    working_weights: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RiskSetEvidence:
+    """Cox risk sets at the hub's β: exp(xβ) of every row in order of decreasing time, and the end (exclusive)
+    of each risk set in that order (a risk set is the prefix of rows still at risk)."""
+
+    weights: NDArray[np.float64]
+    ends: NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class ModelAggregate:
+    """Statistics of a model fitted on *persons* (``values``, computed by the vetted analysis).
+
+    ``design`` lets the gate refuse designs that isolate rows; ``point`` (for rounds at a hub-chosen β)
+    and ``risk_sets`` (Cox: exp(xβ) of each risk set) let it refuse inadmissible parameter values.
+    """
+
+    name: str
+    persons: Persons
+    n_params: int
+    values: Mapping[str, Any]
+    design: DesignEvidence | None = None
+    point: PointEvidence | None = None
+    risk_sets: RiskSetEvidence | None = None
+
+
+@dataclass(frozen=True)
+class ProfileAggregate:
+    """A published dataset profile (the catalogue entry): counts already suppressed and rounded by the
+    profiler, re-checked by the gate's profile rule before it leaves."""
+
+    name: str
+    profile: Mapping[str, Any]
+
+
+Aggregate = CountAggregate | BreakdownAggregate | SumAggregate | ModelAggregate | ProfileAggregate
+
+__all__ = [
+    "Aggregate",
+    "BreakdownAggregate",
+    "CountAggregate",
+    "DesignEvidence",
+    "ModelAggregate",
+    "Persons",
+    "PointEvidence",
+    "ProfileAggregate",
+    "RiskSetEvidence",
+    "SumAggregate",
+]

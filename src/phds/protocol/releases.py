@@ -1,0 +1,191 @@
+"""Wire models of what a node releases (the gate's payload) and of network totals.
+
+A node's answer to a task carries one :class:`ReleasePayload`: for each aggregate the analysis declared,
+one released value (a count, a breakdown, sums or model statistics), plus the gate's notes saying what it
+suppressed or withheld. The same models are read by the hub's analyses (``combine``), by the SDK and by
+``phds study verify``, so there is one parser of released values, this one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import Field, model_validator
+
+from phds.protocol.common import WireModel
+
+SuppressionKind = Literal["small", "complementary", "withheld"]
+
+
+def _display(value: int | None, suppressed: bool, threshold: int, kind: str | None) -> str:
+    if not suppressed:
+        return str(value)
+    if kind == "small":
+        return f"<{threshold}"
+    if kind == "complementary":
+        return f"≥{threshold}"
+    return "suppressed"
+
+
+class ReleasedCount(WireModel):
+    """A count as it left a node: exact, or suppressed with the interval a recipient can deduce.
+
+    ``kind`` says why it is suppressed: ``small`` (below the threshold, shown ``"<5"``), ``complementary``
+    (hidden so a small cell cannot be recovered by subtraction, ``"≥5"``) or ``withheld`` (the whole
+    breakdown hidden). ``lower``/``upper`` are what a recipient can deduce anyway. A suppressed count
+    never carries its value.
+    """
+
+    type: Literal["count"] = "count"
+    value: int | None
+    suppressed: bool
+    threshold: int
+    lower: int
+    upper: int
+    kind: SuppressionKind | None = None
+    display: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_display(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("display"):
+            data = dict(data)
+            data["display"] = _display(
+                data.get("value"),
+                bool(data.get("suppressed")),
+                int(data.get("threshold", 0)),
+                data.get("kind"),
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReleasedCount:
+        if self.suppressed and self.value is not None:
+            raise ValueError("a suppressed count carries no value")
+        if not self.suppressed and (self.value is None or not self.lower == self.value == self.upper):
+            raise ValueError("an exact count has value = lower = upper")
+        return self
+
+    @classmethod
+    def exact(cls, value: int, threshold: int) -> ReleasedCount:
+        return cls(value=value, suppressed=False, threshold=threshold, lower=value, upper=value)
+
+    def __str__(self) -> str:
+        return self.display
+
+
+class ReleasedBreakdown(WireModel):
+    """A protected partition: its total and its cells, in the grid's order."""
+
+    type: Literal["breakdown"] = "breakdown"
+    total: ReleasedCount
+    cells: dict[str, ReleasedCount]
+
+
+class ReleasedSums(WireModel):
+    """Sums over n persons (``values`` is None when the statistics were withheld)."""
+
+    type: Literal["sums"] = "sums"
+    n: ReleasedCount
+    values: dict[str, float] | None
+
+
+class ReleasedModel(WireModel):
+    """Model statistics over ``n_obs`` rows with ``n_params`` parameters."""
+
+    type: Literal["model"] = "model"
+    n_obs: ReleasedCount
+    n_params: int
+    values: dict[str, Any]
+
+
+class ReleasedProfile(WireModel):
+    """A dataset profile as published in the catalogue."""
+
+    type: Literal["profile"] = "profile"
+    profile: dict[str, Any]
+
+
+ReleasedValue = Annotated[
+    ReleasedCount | ReleasedBreakdown | ReleasedSums | ReleasedModel | ReleasedProfile,
+    Field(discriminator="type"),
+]
+
+
+class GateNote(WireModel):
+    """Something the gate changed: ``suppressed`` or ``withheld``, with the reason (never a count)."""
+
+    aggregate: str
+    action: str
+    reason: str
+
+
+class ReleasePayload(WireModel):
+    """Everything one node released for one task, identical to its audited ``value_released`` entry."""
+
+    analysis: str
+    min_cell_count: int
+    values: dict[str, ReleasedValue]
+    notes: list[GateNote] = Field(default_factory=list)
+
+    def count(self, name: str) -> ReleasedCount:
+        return _typed(self, name, ReleasedCount)
+
+    def breakdown(self, name: str) -> ReleasedBreakdown:
+        return _typed(self, name, ReleasedBreakdown)
+
+    def sums(self, name: str) -> ReleasedSums:
+        return _typed(self, name, ReleasedSums)
+
+    def model(self, name: str) -> ReleasedModel:
+        return _typed(self, name, ReleasedModel)
+
+
+V = TypeVar("V", ReleasedCount, ReleasedBreakdown, ReleasedSums, ReleasedModel)
+
+
+def _typed(payload: ReleasePayload, name: str, kind: type[V]) -> V:
+    from phds.errors import InputError
+
+    value = payload.values.get(name)
+    if not isinstance(value, kind):
+        raise InputError(f"the released payload has no {kind.__name__} {name!r}", field="payload.values")
+    return value
+
+
+class NetworkTotal(WireModel):
+    """A sum over hospitals: exact when no contribution was suppressed, otherwise a closed interval."""
+
+    lower: int
+    upper: int
+    suppressed_contributions: int = 0
+    exact: bool = True
+    display: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            exact = int(data.get("suppressed_contributions", 0)) == 0 and data["lower"] == data["upper"]
+            data.setdefault("exact", exact)
+            if not data.get("display"):
+                data["display"] = str(data["lower"]) if data["exact"] else f"{data['lower']}–{data['upper']}"
+        return data
+
+    def __str__(self) -> str:
+        return self.display
+
+
+__all__ = [
+    "GateNote",
+    "NetworkTotal",
+    "ReleasePayload",
+    "ReleasedBreakdown",
+    "ReleasedCount",
+    "ReleasedModel",
+    "ReleasedProfile",
+    "ReleasedSums",
+    "ReleasedValue",
+    "SuppressionKind",
+]
