@@ -97,7 +97,7 @@ def test_the_gate_benchmark_runs_on_tiny_sizes(monkeypatch: pytest.MonkeyPatch, 
     feasibility = bench_gate.feasibility(tmp_path)
     glm = bench_gate.glm_round(tmp_path)
     signatures = bench_gate.signatures()
-    assert feasibility["full"]["median_ms"] > 0 and glm["full"]["median_ms"] > 0
+    assert feasibility["full"]["median_ms"] > 0 and glm["later_round"]["median_ms"] > 0
     assert signatures["glm"]["verify_ms"] > 0
 
 

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
 from phds.analyses.context import LocalContext
-from phds.analyses.contingency import _level_order, cell_labels
+from phds.analyses.contingency import _absent, _level_order, cell_labels
 from phds.analyses.feasibility import _count, _total_json
 from phds.analyses.summary import network_k, numeric_column, summary_combine, summary_local
 from phds.analyses.tables import VARIABLE_PATTERN, TableSpec, analysis_table, id_column, persons_of
@@ -212,18 +212,30 @@ def _result(params: CharacterisationParams, st: Mapping[str, Any]) -> dict[str, 
             for bd in st["categorical"][_sub(i, var)].values():
                 levels.update(bd["cells"])
         ordered = sorted(levels, key=_level_order)
-        zero = ReleasedCount.exact(0, 5).model_dump(mode="json")
+        zero = ReleasedCount.exact(0, 5)
         for i, c in enumerate(params.cohorts):
             bds = st["categorical"][_sub(i, var)]
             per_h: dict[str, Any] = {}
             pooled: dict[str, Any] = {}
+
+            def cell(
+                h: str, level: str, bds: Mapping[str, Any] = bds, zero: ReleasedCount = zero
+            ) -> dict[str, Any]:
+                # A level missing at a hospital may have merged into its "other" cell (fewer than k there).
+                found = bds[h]["cells"].get(level)
+                return (
+                    found
+                    if found is not None
+                    else _absent(bds[h], (set(bds[h]["cells"]), set()), level, None, zero)
+                )
+
             for level in ordered:
-                counts = {h: _count(bds[h]["cells"].get(level, zero)) for h in hospitals}
+                counts = {h: _count(cell(h, level)) for h in hospitals}
                 total = network_total(counts.values())
                 pooled[level] = {**_total_json(total), "percent": _pct(total, totals[c.label][1])}
                 for h in hospitals:
                     per_h.setdefault(h, {})[level] = {
-                        **bds[h]["cells"].get(level, zero),
+                        **cell(h, level),
                         "percent": _pct(counts[h], _count(bds[h]["total"])),
                     }
             by_cohort[c.label] = {"pooled": pooled, "by_hospital": per_h}

@@ -16,6 +16,7 @@ This module imports the node lazily: the hub and the SDK never load it.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 import uuid
@@ -143,6 +144,7 @@ class Federation:
     owns_runtimes: bool = True
     signed: bool = False
     trust: TrustSetup | None = None
+    _temporary: Path | None = None
 
     def __post_init__(self) -> None:
         """With ``signed=True`` an operator's trust key attests the requesters, every study is signed and
@@ -150,7 +152,9 @@ class Federation:
         if self.runtimes:
             self.owns_runtimes = False
             return
-        base = Path(self.folder or tempfile.mkdtemp(prefix="phds-federation-"))
+        if self.folder is None:
+            self._temporary = Path(tempfile.mkdtemp(prefix="phds-federation-"))
+        base = Path(self.folder or self._temporary or ".")
         if self.signed:
             self.trust = TrustSetup(base / "network-trust")
         keys = self.trust.trust.public_keys() if self.trust else None
@@ -236,9 +240,13 @@ class Federation:
         return run
 
     def close(self) -> None:
+        """Close the runtimes this federation opened; remove its temporary folder, if it made one."""
         if self.owns_runtimes:
             for runtime in self.runtimes.values():
                 runtime.close()
+        if self._temporary is not None:
+            shutil.rmtree(self._temporary, ignore_errors=True)
+            self._temporary = None
 
     def __enter__(self) -> Federation:
         return self

@@ -50,6 +50,7 @@ def demo(
         hospital_from_argument,
         print_state,
         submit_and_wait,
+        verified,
     )
     from phds.omop.synth import generate
     from phds.sdk import FeasibilityResult
@@ -118,6 +119,7 @@ def demo(
                 assert isinstance(result, FeasibilityResult)
                 Console().print(feasibility_table(result))
                 err.print(f"   {result.attribution}", highlight=False)
+                err.print(f"   {verified(network, result.study_id)}", highlight=False)
                 if any(cell.startswith("infant") for cell in result.breakdowns.get("age_group", {})):
                     err.print(
                         "   Age at index follows Circe's calendar-year rule; age groups are exact ICH E11"
@@ -143,7 +145,7 @@ def run_statistics(
     study: Path | None = None,
 ) -> StudyResult | None:
     """Run *study* (a file), or the demo's regression; print its summary, write its plot; its result."""
-    from phds.demo.scenario import demo_spec, submit_and_wait
+    from phds.demo.scenario import demo_spec, submit_and_wait, verified
     from phds.demo.studies import (
         ground_truth_glm,
         ground_truth_lines,
@@ -180,6 +182,7 @@ def run_statistics(
         return None
     if not as_json:
         print_typed(Console(), result)
+        err.print(verified(network, result.study_id), highlight=False)
         if study is None and spec["analysis"]["params"]["table"].get("cohort"):
             err.print("\n".join(ground_truth_lines(result)), highlight=False, soft_wrap=True)
     if plot is not None:

@@ -68,6 +68,12 @@ def submit_and_wait(
         return client.results(study.id, wait=True, progress=progress)
 
 
+def verified(network: LocalNetwork, study_id: str) -> str:
+    """What ``phds study verify`` says of *study_id*: signatures checked, result recomputed from them."""
+    with network.client() as client:
+        return str(client.verify(study_id))
+
+
 def demo_spec(
     analysis: Mapping[str, Any], network: LocalNetwork, title: str, service_type: str = "analytical_study"
 ) -> dict[str, Any]:

@@ -154,6 +154,7 @@ def _answer(task: Task, runtime: NodeRuntime) -> TaskResult:
         _audit_error(runtime, task, "input", exc.message)
         return finish(ResultStatus.ERROR, exc.message)
     task, hospitals = verified.task, verified.hospitals
+    first_seen = verified.first_seen
     if task.requester.category not in CATEGORIES:
         reason = (
             f"requester {task.requester.organisation} has no requester category; this node's policy "
@@ -205,7 +206,7 @@ def _answer(task: Task, runtime: NodeRuntime) -> TaskResult:
         if not steward.approved:
             return finish(ResultStatus.DECLINED, f"rejected by the hospital's data steward: {steward.reason}")
     try:
-        return _run(task, runtime, hospitals)
+        return _run(task, runtime, hospitals, first_seen)
     except DisclosureRefused as exc:  # the gate has audited it
         return finish(ResultStatus.REFUSED, exc.message)
     except InputError as exc:
@@ -233,7 +234,9 @@ def task_binding(task: Task, analysis: Analysis[Any], hospitals: tuple[str, ...]
     )
 
 
-def _run(task: Task, runtime: NodeRuntime, hospitals: tuple[str, ...]) -> TaskResult:
+def _run(
+    task: Task, runtime: NodeRuntime, hospitals: tuple[str, ...], first_seen: str | None = None
+) -> TaskResult:
     analysis = get_analysis(task.analysis, task.analysis_version)
     params = analysis.parse_params(task.params)
     binding = task_binding(task, analysis, hospitals)
@@ -256,6 +259,8 @@ def _run(task: Task, runtime: NodeRuntime, hospitals: tuple[str, ...]) -> TaskRe
     )
     policy = runtime.policy
     study_memory = runtime.memory.staged(f"study:{task.study_id}")
+    if first_seen is not None and study_memory.recall("first_seen") is None:
+        study_memory.remember("first_seen", first_seen)  # when the attestation's validity was checked
     requester_memory = runtime.memory.staged(f"requester:{task.requester.organisation}")
     ctx = LocalContext(
         data=runtime.data,

@@ -69,6 +69,9 @@ def _unpack(blob: bytes, raw: bool = False) -> npt.NDArray[np.uint64]:
     return np.frombuffer(data, dtype="<u8").astype(np.uint64)
 
 
+_RECENT_ARRAYS = 8  # id arrays whose keys are kept (the rounds of a few concurrent fits)
+
+
 def _keys_in_order(ids: npt.NDArray[Any], salt: bytes) -> npt.NDArray[np.uint64]:
     """The key of each id, in the order given (``person_keys`` returns them sorted and deduplicated)."""
     base = hashlib.blake2b(key=salt, digest_size=8)
@@ -95,6 +98,7 @@ class OverlapGuard:
             row = con.execute("SELECT salt, band FROM overlap_secret").fetchone()
         self._salt: bytes = row[0]
         self._band_secret: bytes = row[1]
+        self._recent: dict[int, tuple[npt.NDArray[Any], npt.NDArray[np.uint64]]] = {}
 
     def keys(self, ids: Iterable[int | str] | npt.NDArray[Any]) -> npt.NDArray[np.uint64]:
         """The node's keys for *ids* (salted; they mean nothing outside this node)."""
@@ -128,6 +132,12 @@ class OverlapGuard:
         arrays = [np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids) for _, ids in sets]
         if not arrays:
             return []
+        cached = [self._recent.get(id(a)) for a in arrays]
+        if all(c is not None and c[0] is a for c, a in zip(cached, arrays, strict=True)):
+            # the same id arrays as a release just before (an iterative fit's rounds): no hashing again
+            return [
+                ReleasedSet(name, c[1]) for (name, _), c in zip(sets, cached, strict=True) if c is not None
+            ]
         integral = all(a.dtype.kind in "iu" for a in arrays)
         every = np.concatenate([a if integral else a.astype(str) for a in arrays])
         distinct, inverse = np.unique(every, return_inverse=True)  # ids print alike as ints or text
@@ -136,6 +146,9 @@ class OverlapGuard:
         for (name, _), a in zip(sets, arrays, strict=True):
             out.append(ReleasedSet.of(name, table[inverse[start : start + a.size]]))
             start += a.size
+            self._recent[id(a)] = (a, out[-1].keys)  # holding *a* keeps its id from being reused
+        while len(self._recent) > _RECENT_ARRAYS:
+            self._recent.pop(next(iter(self._recent)))
         return out
 
     def guard_keys(

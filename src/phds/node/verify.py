@@ -38,11 +38,14 @@ _SCOPE = "network"
 
 @dataclass(frozen=True)
 class VerifiedTask:
-    """A task as the node will run it: the verified requester and the signed study's facts."""
+    """A task as the node will run it: the verified requester and the signed study's facts.
+
+    ``first_seen`` is when the node first saw the study (kept in its study memory with the release)."""
 
     task: Task
     signed: bool
     hospitals: tuple[str, ...]
+    first_seen: str | None = None
 
 
 class TaskVerifier:
@@ -78,7 +81,8 @@ class TaskVerifier:
             raise SignatureInvalid(
                 "this hospital pins no network trust keys, so it cannot check the signature"
             )
-        first_seen = self._first_seen(task.study_id)
+        seen = self.memory.get(f"study:{task.study_id}", "first_seen")
+        first_seen = datetime.fromisoformat(str(seen)) if seen is not None else datetime.now(UTC)
         who = verify_signed_spec(signed, self.anchors, now=first_seen)
         self.anchors.verify_attestation(signed.attestation)  # revocations as of now
         analysis = get_analysis(task.analysis)
@@ -99,16 +103,7 @@ class TaskVerifier:
                 "study_purpose": str(spec["purpose"]),
             }
         )
-        return VerifiedTask(verified, True, tuple(str(h) for h in spec["hospitals"]))
-
-    def _first_seen(self, study_id: str) -> datetime:
-        scope = f"study:{study_id}"
-        seen = self.memory.get(scope, "first_seen")
-        if seen is None:
-            now = datetime.now(UTC)
-            self.memory.put(scope, "first_seen", now.isoformat())
-            return now
-        return datetime.fromisoformat(str(seen))
+        return VerifiedTask(verified, True, tuple(str(h) for h in spec["hospitals"]), first_seen.isoformat())
 
 
 __all__ = ["TaskVerifier", "VerifiedTask"]

@@ -69,6 +69,7 @@ class Client(StatsMethods):
         if not token:
             raise errors.AuthenticationError("no API token given (set PHDS_TOKEN or pass token=)")
         self.signer = requester_signer(key, attestation)
+        self._node_keys: dict[str, str] | None = None
         self.hub_url = hub_url.rstrip("/")
         self.timeout = timeout
         self._http = httpx.Client(
@@ -170,9 +171,10 @@ class Client(StatsMethods):
         if check_signatures:
             envelopes = self.releases(view.id)
             if envelopes:
-                keys = self.node_keys()
+                if self._node_keys is None or any(e.hospital not in self._node_keys for e in envelopes):
+                    self._node_keys = self.node_keys()  # pinned by the hub at enrolment; fetched once
                 for envelope in envelopes:
-                    open_envelope(envelope, keys)
+                    open_envelope(envelope, self._node_keys)
         return result_for(view)
 
     # -- verification ---------------------------------------------------------------------------------

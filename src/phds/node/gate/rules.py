@@ -22,6 +22,7 @@ Every exactly released person set is registered for the overlap guard. Messages 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +35,7 @@ from phds.privacy import disclosure as dc
 from phds.privacy.aggregates import (
     BreakdownAggregate,
     CountAggregate,
+    DesignEvidence,
     ModelAggregate,
     ProfileAggregate,
     SumAggregate,
@@ -155,10 +157,11 @@ def model_rule(release: Release, agg: ModelAggregate) -> ReleasedModel:
     dc.check_glm_saturation(agg.n_params, n_rows, policy.nfilter_glm)
     limits = policy.design_limits()
     dominance.check_residual_dof(n_rows, agg.n_params, policy.dominance_rules())
-    if agg.design is not None:
+    if agg.design is not None and not _checked_before(agg.design, limits):
         d = agg.design
         y = d.y if d.y is not None else np.zeros(d.x.shape[0])
         design_checks.check_design(d.x, list(d.columns), y, d.weights, limits)
+        _remember_checked(agg.design, limits)
     if agg.point is not None:
         if agg.design is None:
             raise InputError(f"{agg.name}: a proposed parameter needs its design", field="aggregates")
@@ -200,6 +203,28 @@ def profile_rule(release: Release, agg: ProfileAggregate) -> ReleasedProfile:
         return node
 
     return ReleasedProfile(profile=check(dict(agg.profile), ""))
+
+
+# Designs that passed, by the identity of their arrays: an iterative fit releases the same design (the
+# same arrays, cached by the analysis) every round, and checking it once is enough. The arrays are held,
+# so an id cannot be reused by another array while its entry lives.
+_PASSED: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()
+_PASSED_SIZE = 16
+
+
+def _design_key(design: DesignEvidence, limits: Any) -> tuple[Any, ...]:
+    return (id(design.x), id(design.y), id(design.weights), tuple(design.columns), limits)
+
+
+def _checked_before(design: DesignEvidence, limits: Any) -> bool:
+    held = _PASSED.get(_design_key(design, limits))
+    return held is not None and held[0] is design.x and held[1] is design.y and held[2] is design.weights
+
+
+def _remember_checked(design: DesignEvidence, limits: Any) -> None:
+    _PASSED[_design_key(design, limits)] = (design.x, design.y, design.weights)
+    while len(_PASSED) > _PASSED_SIZE:
+        _PASSED.popitem(last=False)
 
 
 def finite(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
