@@ -119,3 +119,18 @@ def test_nodes_decline_an_unsigned_study(cnsim_network: LocalNetwork) -> None:
         final = client.wait(view["id"], timeout=120)
     assert final.state.value == "rejected"
     assert all("unsigned" in (h.reason or "") for h in final.hospitals)
+
+
+def test_a_multi_round_glm_verifies_bit_for_bit(cnsim_network: LocalNetwork) -> None:
+    """Every IRLS round's state is recomputed from the signed releases: the hub combines hospitals in a
+    fixed order, so floating-point sums agree to the last bit with the requester's recomputation."""
+    spec = _mean_study(cnsim_network, "LAB_HDL")
+    spec["title"] = "GLM"
+    spec["analysis"] = {"name": "stats.glm", "params": {"table": {"dataset": "cnsim"},
+                        "formula": "DIS_DIAB ~ GENDER + LAB_HDL", "family": "binomial"}}  # fmt: skip
+    with cnsim_network.client() as client:
+        study = client.submit(spec)
+        view = client.wait(study.id, timeout=120)
+        assert view.state.value == "completed", [h.reason for h in view.hospitals]
+        outcome = client.verify(study.id)
+    assert outcome.rounds >= 4 and outcome.hospitals == ("site1", "site2")

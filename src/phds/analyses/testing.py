@@ -226,7 +226,7 @@ class Federation:
                 return run
             started = time.perf_counter()
             try:
-                outcome = chosen.combine(parsed, round_no, state, released)
+                outcome = chosen.combine(parsed, round_no, state, dict(sorted(released.items())))
                 timing.combine = time.perf_counter() - started
             except InputError as exc:
                 run.error = f"combine failed: {exc.message}"

@@ -123,7 +123,9 @@ def _complete_round(
     analysis = get_analysis(study.analysis, study.analysis_version)
     try:
         params = analysis.parse_params(study.spec["analysis"]["params"])
-        outcome = analysis.combine(params, study.round, study.round_state, released)
+        # Hospitals in name order: combining is then reproducible bit for bit (``phds study verify``
+        # recomputes it from the signed releases in the same order; float sums depend on it).
+        outcome = analysis.combine(params, study.round, study.round_state, dict(sorted(released.items())))
     except PhdsError as exc:
         log.warning("study %s: combine of round %d failed: %s", study.id, study.round, exc.message)
         finish(uow, study, StudyState.FAILED, now, error=f"combine failed: {exc.message}")

@@ -104,7 +104,9 @@ def verify_study(
                     f"{hospital} answered round {round_no} at a state other than the one the signed releases "
                     "of the rounds before produce: the hub changed it"
                 )
-        outcome = analysis.combine(params, round_no, state, {h: e.payload for h, e in answers.items()})
+        outcome = analysis.combine(
+            params, round_no, state, {h: e.payload for h, e in sorted(answers.items())}
+        )
         if isinstance(outcome, Final):
             break
         assert isinstance(outcome, NextRound)
