@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from phds.errors import AuthenticationError, ConfigError, Conflict
+from phds.errors import AuthenticationError, ConfigError
 from phds.protocol.enrolment import EnrolResponse
+from phds.trust.keys import write_private_file
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +56,10 @@ def write_credential(
         hub_url=hub_url,
         enrolled_at=datetime.now(UTC),
     )
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
-    try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError:
-        raise Conflict(f"{path} already holds a credential; use --force to replace it") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot write the credential file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        os.fchmod(fh.fileno(), 0o600)
-        fh.write(cred.model_dump_json(indent=2))
-        fh.write("\n")
+    text = cred.model_dump_json(indent=2) + "\n"
+    write_private_file(
+        path, text.encode("utf-8"), overwrite=force, what="credential", refusal="use --force to replace it"
+    )
     log.info("credential for %s written to %s", cred.hospital, path)
     return cred
 

@@ -197,6 +197,8 @@ def as_count_if_discrete(name: str, values: ArrayLike, k: int, max_levels: int =
     column = np.asarray(values, dtype=float).ravel()
     if column.size == 0:
         return False
+    if np.unique(column[:4096]).size > max_levels:  # a sample already shows too many values: no sort of all
+        return False
     levels, counts = np.unique(column, return_counts=True)
     if levels.size > max_levels:
         return False

@@ -66,6 +66,22 @@ def signed_content(context: str, body: Any) -> bytes:
         raise InputError(f"cannot sign {context}: not plain JSON ({exc})") from None
 
 
+def write_private_file(path: Path, data: bytes, *, overwrite: bool, what: str, refusal: str) -> None:
+    """Write *data* to *path* readable by its owner only (0600, in a 0700 folder); an existing file is a
+    :class:`~phds.errors.Conflict` (ending in *refusal*) unless *overwrite*."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise Conflict(f"{path} already holds a {what}; {refusal}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write the {what} file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(data)
+
+
 @dataclass(frozen=True)
 class PublicKey:
     """An Ed25519 public key, as pinned by nodes and requesters."""
@@ -133,17 +149,7 @@ class KeyPair:
         pem = self._private.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
-        try:
-            fd = os.open(path, flags, 0o600)
-        except FileExistsError:
-            raise Conflict(f"{path} already holds a key; refusing to overwrite it") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot write the key file {path}: {exc.strerror}") from None
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o600)
-            fh.write(pem)
+        write_private_file(path, pem, overwrite=overwrite, what="key", refusal="refusing to overwrite it")
         log.info("key %s written to %s", self.key_id, path)
         return path
 
