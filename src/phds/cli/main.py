@@ -33,13 +33,17 @@ def _register_groups() -> None:
     demo.register(app)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress to stderr."),
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ) -> None:
     if version:
         typer.echo(f"phds {__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
         raise typer.Exit()
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -60,14 +64,14 @@ def main() -> None:
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # click's usage errors and exits arrive here in non-standalone mode
+        # Typer may vendor its own click, so these are recognised by what they carry, not by class.
+        code_of = getattr(exc, "exit_code", None)
+        if isinstance(code_of, int) and callable(getattr(exc, "show", None)):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(code_of)
+        if isinstance(code_of, int) and type(exc).__name__ == "Exit":
+            sys.exit(code_of)
         raise
     if isinstance(code, int) and code:
         sys.exit(code)

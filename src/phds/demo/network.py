@@ -21,15 +21,16 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from sqlalchemy import select
 
+from phds.demo.hospital import DemoHospital, node_toml
 from phds.errors import PhdsError
 from phds.hub import services
 from phds.hub.store import HubStore
@@ -42,21 +43,18 @@ from phds.trust import KeyPair, NetworkTrust, sign_spec
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "REQUESTER_ORG",
+    "DemoHospital",
+    "LocalNetwork",
+    "RunningNode",
+    "free_port",
+    "node_toml",
+    "phds_command",
+]
+
 REQUESTER_ORG = "acme-pharma"
 REQUESTER_CATEGORY = "industry"
-
-
-@dataclass
-class DemoHospital:
-    """A hospital of the demo network and the data its node serves."""
-
-    name: str
-    display_name: str
-    omop_url: str | None = None
-    tabular: dict[str, Path] = field(default_factory=dict)
-    approval: Literal["auto", "manual"] = "auto"
-    country: str = "GB"
-    min_cell_count: int = 5
 
 
 @dataclass
@@ -395,40 +393,3 @@ def _stop_process(process: subprocess.Popen[bytes], sig: signal.Signals, timeout
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
-
-
-def node_toml(hospital: DemoHospital, hub_url: str, network_keys: dict[str, str] | None = None) -> str:
-    """The ``node.toml`` of a demo hospital: its data, a policy with its approval mode, and the network
-    trust keys it pins (so it runs only studies signed by an attested requester)."""
-    lines = [
-        "[node]",
-        f'name = "{hospital.name}"',
-        f'hub_url = "{hub_url}"',
-        'credential_file = "node.credential"',
-        'state_dir = "state"',
-        'environment = "development"',
-        "",
-    ]
-    if hospital.omop_url:
-        lines += ["[[sources.omop]]", 'name = "cdm"', f'url = "{hospital.omop_url}"', ""]
-    for name, path in hospital.tabular.items():
-        lines += ["[[sources.tabular]]", f'name = "{name}"', f'path = "{path.resolve()}"', ""]
-    if network_keys:
-        pinned = ", ".join(f'"{kid}" = "{key}"' for kid, key in sorted(network_keys.items()))
-        lines += ["[trust]", f"network_keys = {{ {pinned} }}", ""]
-    lines += [
-        "[policy]",
-        f"min_cell_count = {hospital.min_cell_count}",
-        "",
-        "[[policy.rules]]",
-        'name = "feasibility counts"',
-        'analyses = ["feasibility.*"]',
-        f'approval = "{hospital.approval}"',
-        "",
-        "[[policy.rules]]",
-        'name = "statistics and platform checks"',
-        'analyses = ["stats.*", "survival.*", "system.*"]',
-        f'approval = "{hospital.approval}"',
-        "",
-    ]
-    return "\n".join(lines)
