@@ -16,7 +16,7 @@ from phds.node.config import (
     TrustSection,
     load_node_config,
 )
-from phds.node.policy import DifferentialPrivacy, Policy, PolicyRule
+from phds.node.policy import DifferentialPrivacy, DpRequirement, Policy, PolicyRule
 
 HOWTO = Path(__file__).resolve().parents[2] / "docs" / "howto" / "node-governance.md"
 
@@ -74,9 +74,15 @@ def test_toml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
         ("min_cell_count = 5", "min_cel_count = 11", "policy.min_cel_count", "unknown key"),
         (
             "min_cell_count = 5",
-            "[policy.dp]\nepsilon_per_requester = 0",
-            "policy.dp.epsilon_per_requester",
+            "[policy.dp]\ndelta = 0.5",
+            "policy.dp.delta",
             "",
+        ),
+        (
+            "min_cell_count = 5",
+            "[policy.dp.requester_budget]\nepsilon = 1\nrho = 1",
+            "policy.dp.requester_budget",
+            "exactly one of epsilon or rho",
         ),
         ('name = "gosh"', 'name = "Great Ormond"', "node.name", "not a slug"),
         ('name = "gosh"\n', "", "node.name", "missing"),
@@ -167,6 +173,7 @@ def test_unsafe_environment_value_is_refused(node_toml: Path, monkeypatch: pytes
         Policy,
         PolicyRule,
         DifferentialPrivacy,
+        DpRequirement,
         TrustSection,
     ],
 )

@@ -61,6 +61,8 @@ class Analysis(abc.ABC, Generic[P]):
     title: ClassVar[str]
     data_kind: ClassVar[Literal["omop", "tabular", "none"]]
     params_model: type[P]
+    dp_support: ClassVar[bool] = False
+    """True when the local step can run under differential privacy (fixed grids, clipping bounds)."""
 
     def parse_params(self, raw: Mapping[str, Any]) -> P:
         """Validate requester parameters; errors name the field as ``analysis.params.<path>``."""
@@ -88,6 +90,22 @@ class Analysis(abc.ABC, Generic[P]):
         self, params: P, round_no: int, state: Mapping[str, Any], released: Mapping[str, Mapping[str, Any]]
     ) -> Final | NextRound:
         """Combine the released payloads of the answering hospitals (hospital name → payload)."""
+
+
+def check_privacy_options(analysis: Analysis[Any], *, dp: bool = False) -> None:
+    """Refuse a study's privacy option its analysis cannot run under (checked at the hub, and again at
+    every node)."""
+    if dp and not analysis.dp_support:
+        raise InputError(
+            f"{analysis.name} has no differentially private version; remove the dp block or choose "
+            "feasibility.count, stats.table, stats.mean_variance or survival.km",
+            field="dp",
+        )
+
+
+def released_budgets(released: Mapping[str, Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each hospital's remaining differential-privacy budget, as its signed release states it."""
+    return {h: list(p["budget"]) for h, p in sorted(released.items()) if p.get("budget")}
 
 
 def released_values(payload: Mapping[str, Any]) -> dict[str, Any]:

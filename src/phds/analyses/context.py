@@ -60,6 +60,40 @@ class RequesterInfo:
 
 
 @dataclass(frozen=True)
+class DpInForce:
+    """Differential privacy in force for one study at one node (the stricter of request and policy).
+
+    ``rho`` is the study's whole loss at this node (zCDP); the gate splits it over rounds and releases.
+    ``bounds`` are the clipping bounds of numeric variables (the policy's replace the study's).
+    """
+
+    rho: float
+    delta: float
+    mechanism: str = "discrete_gaussian"
+    bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    def bounds_for(self, variable: str) -> tuple[float, float] | None:
+        found = self.bounds.get(variable)
+        return (float(found[0]), float(found[1])) if found is not None else None
+
+
+def dp_clip(ctx: LocalContext, variable: str) -> tuple[float, float] | None:
+    """The clipping bounds of *variable* when DP is in force (None otherwise); an error naming
+    ``dp.bounds.<variable>`` when DP is in force and neither the study nor the policy gives them."""
+    if ctx.dp is None:
+        return None
+    bounds = ctx.dp.bounds_for(variable)
+    if bounds is None:
+        from phds.errors import InputError
+
+        raise InputError(
+            f"under differential privacy a sum of {variable} needs clipping bounds [lower, upper]",
+            field=f"dp.bounds.{variable}",
+        )
+    return bounds
+
+
+@dataclass(frozen=True)
 class LocalContext:
     """Everything a local step may use besides its parameters (see the module docstring)."""
 
@@ -72,7 +106,7 @@ class LocalContext:
     study_id: str = "local"
     memory: Memory = field(default_factory=DictMemory)
     requester_memory: Memory = field(default_factory=DictMemory)
-    budget: Any = None  # the differential-privacy budget handle (issue 8); None while DP is off
+    dp: DpInForce | None = None  # differential privacy in force for this study; None: exact answers
 
     @property
     def k(self) -> int:
@@ -80,4 +114,4 @@ class LocalContext:
         return max(NETWORK_MIN_CELL_COUNT, self.thresholds.min_cell_count)
 
 
-__all__ = ["DictMemory", "LocalContext", "Memory", "RequesterInfo", "Thresholds"]
+__all__ = ["DictMemory", "DpInForce", "LocalContext", "Memory", "RequesterInfo", "Thresholds", "dp_clip"]

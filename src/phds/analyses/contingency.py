@@ -120,10 +120,17 @@ class ContingencyTable(Analysis[TableParams]):
     title: ClassVar[str] = "Contingency table"
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "tabular"
     params_model = TableParams
+    dp_support: ClassVar[bool] = True
 
     def local(self, ctx: LocalContext, params: TableParams) -> LocalStep:
         start = time.perf_counter()
         variables = [params.rows] + ([params.columns] if params.columns else [])
+        undeclared = [v for v in variables if v not in params.levels]
+        if ctx.dp is not None and undeclared:
+            raise InputError(  # a grid taken from the data would reveal which values occur
+                f"under differential privacy the levels of {undeclared[0]} must be listed",
+                field=f"analysis.params.levels.{undeclared[0]}",
+            )
         table = analysis_table(ctx.data, params.table, variables)
         frame = table.select([*variables, id_column(params.table)]).execute()
         for var in variables:

@@ -65,6 +65,7 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
     title: ClassVar[str] = "Feasibility count"
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "omop"
     params_model = FeasibilityParams
+    dp_support: ClassVar[bool] = True
 
     def check_at_hub(self, params: FeasibilityParams, known_concepts: KnownConcepts | None = None) -> None:
         try:
@@ -89,6 +90,14 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
             # Sex and ICH E11 groups are a fixed vocabulary; years are integer codes.
             fixed = {"sex": SEX_LEVELS, "age_group": AGE_GROUP_LEVELS}.get(dim)
             declared = fixed is not None and set(observed) <= set(fixed)
+            if ctx.dp is not None:  # noise on a grid that does not depend on the data
+                if fixed is None or not declared:
+                    raise InputError(
+                        f"under differential privacy a breakdown needs a fixed grid: {dim} has none; "
+                        "use sex or age_group",
+                        field="analysis.params.breakdowns",
+                    )
+                observed = list(fixed)
             aggregates.append(
                 BreakdownAggregate(f"by_{dim}", persons, np.asarray(labels[dim]), observed, declared)
             )

@@ -14,10 +14,11 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
-from phds.analyses.context import LocalContext
+from phds.analyses.context import LocalContext, dp_clip
 from phds.analyses.summary import numeric_values
 from phds.analyses.tables import TableSpec
 from phds.errors import InputError
@@ -41,6 +42,7 @@ class MeanVariance(Analysis[MeanVarianceParams]):
     title: ClassVar[str] = "Mean and variance (two-pass)"
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "tabular"
     params_model = MeanVarianceParams
+    dp_support: ClassVar[bool] = True
 
     def max_rounds(self, params: MeanVarianceParams) -> int:
         return 2
@@ -49,14 +51,22 @@ class MeanVariance(Analysis[MeanVarianceParams]):
         start = time.perf_counter()
         column = numeric_values(ctx.data, TableSpec(dataset=params.dataset), params.variable, {})
         values = column.values
+        clip = dp_clip(ctx, params.variable)
+        if clip is not None:  # the gate clips the sum; the squared deviations use the clipped values
+            values = np.clip(values, *clip)
         if ctx.round_no == 1:
             aggregates: list[Aggregate] = [
-                SumAggregate("moments", column.persons, {"sum": values}, variable=values),
+                SumAggregate("moments", column.persons, {"sum": values}, variable=values,
+                             clip={"sum": clip} if clip else None),
                 CountAggregate("missing", column.missing),
-            ]
+            ]  # fmt: skip
         else:
-            ssd = (values - float(ctx.state["mean"])) ** 2
-            aggregates = [SumAggregate("moments", column.persons, {"ssd": ssd}, variable=values)]
+            mean = float(ctx.state["mean"])
+            ssd = (values - mean) ** 2
+            ssd_clip = {"ssd": (0.0, max(clip[0] - mean, clip[1] - mean, key=abs) ** 2)} if clip else None
+            aggregates = [
+                SumAggregate("moments", column.persons, {"ssd": ssd}, variable=values, clip=ssd_clip)
+            ]
         return LocalStep(aggregates, time.perf_counter() - start)
 
     def combine(

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from phds.analyses.base import Analysis, Final, NextRound
+from phds.analyses.base import Analysis, Final, NextRound, check_privacy_options, released_budgets
 from phds.analyses.registry import get_analysis
 from phds.errors import InputError
 from phds.protocol.trust import OrganisationAttestation
@@ -173,15 +173,18 @@ class Federation:
         category: str = "academic",
         service_type: str = "analytical_study",
         tamper: Any = None,
+        dp: Mapping[str, Any] | None = None,
     ) -> FederationRun:
         """Run one study to its end. *tamper*, if given, is called with each task before a node sees it
-        and may return a changed task: the malicious-hub harness of the attack suite."""
+        and may return a changed task: the malicious-hub harness of the attack suite. *dp* is the study
+        file's ``dp:`` block."""
         from phds.node.executor import execute_task
         from phds.protocol.tasks import ResultStatus, Task, TaskRequester
 
         chosen = analysis if isinstance(analysis, Analysis) else get_analysis(analysis)
         parsed = chosen.parse_params(dict(params))
         chosen.check_at_hub(parsed)
+        check_privacy_options(chosen, dp=dp is not None)
         study_id = str(uuid.uuid4())
         answering = sorted(self.runtimes)
         signed = None
@@ -192,6 +195,8 @@ class Federation:
                 "service_type": service_type, "hospitals": answering,
                 "analysis": {"name": chosen.name, "version": chosen.version, "params": dict(params)},
             }  # fmt: skip
+            if dp is not None:
+                spec["dp"] = dict(dp)
             signed = sign_spec(spec, attested.key, attested.attestation)
         run = FederationRun(None, [], 0, {h: [] for h in answering})
         state: Mapping[str, Any] = {}
@@ -208,6 +213,7 @@ class Federation:
                     analysis=chosen.name, analysis_version=chosen.version,
                     params=dict(params), round=round_no, state=dict(state), attempt=1,
                     lease_expires_at=datetime.now(UTC) + timedelta(minutes=5), signed_spec=signed,
+                    dp=dict(dp) if dp is not None else None,
                 )  # fmt: skip
                 if tamper is not None:
                     task = tamper(task) or task
@@ -232,7 +238,10 @@ class Federation:
                 run.error = f"combine failed: {exc.message}"
                 return run
             if isinstance(outcome, Final):
-                run.result, run.notes = outcome.result, list(outcome.notes)
+                run.result, run.notes = dict(outcome.result), list(outcome.notes)
+                budgets = released_budgets(released)
+                if budgets:  # as the hub adds them
+                    run.result["dp_budget"] = budgets
                 return run
             assert isinstance(outcome, NextRound)
             state = outcome.state

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from phds.cli.node_budget import app as budget_app
 from phds.node.approvals import ApprovalStore
 from phds.node.audit import AuditLog, NodeDatabase
 from phds.node.config import load_node_config
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(help="The node's hash-chained audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(budget_app, name="budget")
 
 CONFIG = typer.Option(
     Path("node.toml"), "--config", "-c", envvar="PHDS_NODE_CONFIG", help="The node's node.toml."

@@ -23,6 +23,7 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from phds.analyses import get_analysis
+from phds.analyses.base import check_privacy_options
 from phds.errors import InputError, NotFound, PermissionDenied, SignatureInvalid
 from phds.hub import wire
 from phds.hub.notify import Notifier
@@ -116,6 +117,7 @@ class StudyRunner:
             )
         analysis = get_analysis(spec.analysis.name, spec.analysis.version)
         analysis.check_at_hub(analysis.parse_params(spec.analysis.params), self.vocabulary.known)
+        check_privacy_options(analysis, dp=spec.dp is not None)
         stored = spec.model_copy(
             update={"analysis": spec.analysis.model_copy(update={"version": analysis.version})}
         )

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from phds.analyses import Final, NextRound, get_analysis
+from phds.analyses.base import released_budgets
 from phds.errors import PhdsError
 from phds.hub.store import UnitOfWork
 from phds.hub.store.study_models import OPEN_TASK_STATES, StudyRow, StudyTargetRow, TaskRow
@@ -152,7 +153,11 @@ def _complete_round(
     assert isinstance(outcome, Final)
     answered = all(t.outcome == "answered" for t in study.targets)
     state = StudyState.COMPLETED if answered else StudyState.PARTIALLY_COMPLETED
-    finish(uow, study, state, now, result={**outcome.result, "notes": list(outcome.notes)})
+    result = {**outcome.result, "notes": list(outcome.notes)}
+    budgets = released_budgets(released)
+    if budgets:
+        result["dp_budget"] = budgets
+    finish(uow, study, state, now, result=result)
 
 
 def finish(

@@ -126,4 +126,6 @@ def task(row: TaskRow) -> Task:
         attempt=row.attempt,
         lease_expires_at=row.lease_expires_at,
         signed_spec=SignedSpec.model_validate(row.study.signed_spec) if row.study.signed_spec else None,
+        dp=spec.get("dp"),
+        secure_aggregation=bool(spec.get("secure_aggregation", False)),
     )

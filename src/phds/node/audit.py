@@ -46,6 +46,7 @@ class AuditKind(StrEnum):
     QUERY_RUN = "query_run"  # a vetted analysis ran on a source
     VALUE_RELEASED = "value_released"  # exactly what left the node
     ERROR = "error"  # a refusal or failure, with its reason
+    DP_BUDGET = "dp_budget"  # a steward set or reset a differential-privacy budget
 
 
 AUDIT_KINDS: tuple[str, ...] = tuple(k.value for k in AuditKind)

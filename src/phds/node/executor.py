@@ -33,6 +33,7 @@ from phds.errors import DisclosureRefused, InputError, SignatureInvalid
 from phds.node.approvals import ApprovalStore
 from phds.node.audit import AuditLog, NodeDatabase
 from phds.node.config import NodeConfig
+from phds.node.dp_ledger import resolve_dp
 from phds.node.gate import Gate, GateContext, GateResult
 from phds.node.memory import MemoryStore, StudyRounds
 from phds.node.policy import CATEGORIES, Policy, TaskRequest
@@ -206,7 +207,7 @@ def _answer(task: Task, runtime: NodeRuntime) -> TaskResult:
         if not steward.approved:
             return finish(ResultStatus.DECLINED, f"rejected by the hospital's data steward: {steward.reason}")
     try:
-        return _run(task, runtime, hospitals, first_seen)
+        return _run(task, runtime, hospitals, first_seen, request)
     except DisclosureRefused as exc:  # the gate has audited it
         return finish(ResultStatus.REFUSED, exc.message)
     except InputError as exc:
@@ -220,25 +221,39 @@ def _answer(task: Task, runtime: NodeRuntime) -> TaskResult:
 
 def task_binding(task: Task, analysis: Analysis[Any], hospitals: tuple[str, ...]) -> str:
     """The hash a study is bound to at this node, and its steward's approval with it: analysis, version,
-    parameters, requester (organisation and category), service type and target hospitals."""
-    return canonical_hash(
-        {
-            "analysis": analysis.name,
-            "version": analysis.version,
-            "params": task.params,
-            "requester": task.requester.organisation,
-            "category": task.requester.category,
-            "service_type": task.service_type.value,
-            "hospitals": sorted(hospitals),
-        }
-    )
+    parameters, requester (organisation and category), service type, target hospitals and the study's
+    privacy options (DP request, secure aggregation)."""
+    bound: dict[str, Any] = {
+        "analysis": analysis.name,
+        "version": analysis.version,
+        "params": task.params,
+        "requester": task.requester.organisation,
+        "category": task.requester.category,
+        "service_type": task.service_type.value,
+        "hospitals": sorted(hospitals),
+    }
+    # The privacy options bind only when asked for, so exact studies keep the bindings they had.
+    if task.dp is not None:
+        bound["dp"] = task.dp.model_dump(mode="json")
+    if task.secure_aggregation:
+        bound["secure_aggregation"] = True
+    return canonical_hash(bound)
 
 
 def _run(
-    task: Task, runtime: NodeRuntime, hospitals: tuple[str, ...], first_seen: str | None = None
+    task: Task,
+    runtime: NodeRuntime,
+    hospitals: tuple[str, ...],
+    first_seen: str | None,
+    request: TaskRequest,
 ) -> TaskResult:
     analysis = get_analysis(task.analysis, task.analysis_version)
     params = analysis.parse_params(task.params)
+    dp_settings = resolve_dp(runtime.policy.dp, request, task.dp)
+    if dp_settings is not None and not analysis.dp_support:
+        reason = f"{analysis.name} has no differentially private version, and DP is in force for this study"
+        _audit_error(runtime, task, "disclosure_refused", reason)
+        raise DisclosureRefused(reason)
     binding = task_binding(task, analysis, hospitals)
     state_hash = canonical_hash(task.state)
     try:
@@ -277,6 +292,7 @@ def _run(
         study_id=task.study_id,
         memory=study_memory,
         requester_memory=requester_memory,
+        dp=dp_settings,
     )
     started = time.perf_counter()
     try:
@@ -288,7 +304,8 @@ def _run(
     compute = step.compute_seconds or (time.perf_counter() - started)
     gate_ctx = GateContext(
         task.study_id, task.id, task.requester.organisation, analysis.name, task.requester.category,
-        analysis.version, task.round, query_hash=binding,
+        analysis.version, task.round, query_hash=binding, dp=dp_settings,
+        dp_rounds=analysis.max_rounds(params),
     )  # fmt: skip
 
     def answer(released: GateResult) -> TaskResult:

@@ -78,18 +78,78 @@ def _analysis_matches(pattern: str, name: str, version: str) -> bool:
     return fnmatch.fnmatchcase(name, pat_name)
 
 
+class DpLoss(_Strict):
+    """A privacy loss in a policy: ``epsilon`` (with the policy's δ) or ``rho`` (zCDP), exactly one."""
+
+    epsilon: float | None = Field(None, gt=0, description="As (ε, δ)-DP with the policy's delta.")
+    rho: float | None = Field(None, gt=0, description="As ρ-zCDP.")
+
+    @model_validator(mode="after")
+    def _one(self) -> DpLoss:
+        if (self.epsilon is None) == (self.rho is None):
+            raise ValueError("give exactly one of epsilon or rho")
+        for value in (self.epsilon, self.rho):
+            if value is not None and not math.isfinite(value):
+                raise ValueError("must be a finite number")
+        return self
+
+
+class DpRequirement(DpLoss):
+    """``[[policy.dp.require]]``: studies this matches run under DP, spending at most this loss each.
+
+    Lists match as in :class:`PolicyRule` (``"*"`` and analysis globs)."""
+
+    name: str = ""
+    epsilon: float | None = Field(None, gt=0, description="The most ε one study may spend here.")
+    rho: float | None = Field(None, gt=0, description="The most ρ one study may spend here.")
+    analyses: list[str] = Field(["*"], min_length=1)
+    organisations: list[str] = Field(["*"], min_length=1)
+    categories: list[CategoryPattern] = Field(["*"], min_length=1)
+    service_types: list[ServicePattern] = Field(["*"], min_length=1)
+
+    def matches(self, request: TaskRequest) -> bool:
+        return PolicyRule(
+            analyses=self.analyses,
+            organisations=self.organisations,
+            categories=self.categories,
+            service_types=self.service_types,
+        ).matches(request)
+
+
 class DifferentialPrivacy(_Strict):
-    """Placeholder for OpenDP: a per-requester ε budget the node will enforce (not yet enforced)."""
+    """``[policy.dp]``: when DP is required, with which δ, mechanism and bounds, and the budgets.
 
-    enabled: bool = False
-    epsilon_per_requester: float = Field(1.0, gt=0, description="Total ε per requesting organisation.")
+    Exact answers stay the default: DP applies when a ``require`` entry matches or a study asks for it;
+    then the node spends the smaller of the two losses. Budgets are per dataset: ``requester_budget``
+    for each requesting organisation, ``network_budget`` for all of them together, so colluding
+    organisations share one ceiling. Defaults: δ = 10⁻⁶, far below 1/n for any hospital's dataset
+    (Dwork & Roth 2014, §2.3: δ must be much smaller than 1/n); budgets ε = 5 per organisation and 10
+    for the network, within the range of deployed systems that Dwork, Kohli & Mulligan (2019, "Differential
+    Privacy in Practice: Expose your Epsilons!") report. A hospital sets its own.
+    """
 
-    @field_validator("epsilon_per_requester")
+    require: list[DpRequirement] = Field(default_factory=list, description="Studies that must use DP.")
+    delta: float = Field(1e-6, gt=0, le=1e-4, description="δ of every (ε, δ) statement.")
+    mechanism: Literal["discrete_gaussian", "discrete_laplace"] = Field(
+        "discrete_gaussian", description="Noise for counts when a study does not choose."
+    )
+    requester_budget: DpLoss = Field(default_factory=lambda: DpLoss(epsilon=5.0))
+    network_budget: DpLoss = Field(default_factory=lambda: DpLoss(epsilon=10.0))
+    bounds: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="Clipping bounds per variable; they replace a study's bounds."
+    )
+
+    @field_validator("bounds")
     @classmethod
-    def _finite(cls, v: float) -> float:
-        if not math.isfinite(v):
-            raise ValueError("must be a finite number")
-        return v
+    def _ordered(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, (lower, upper) in value.items():
+            if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
+                raise ValueError(f"bounds of {name!r} must be finite with lower < upper")
+        return value
+
+    def requirement(self, request: TaskRequest) -> DpRequirement | None:
+        """The first ``require`` entry matching *request*, if any."""
+        return next((r for r in self.require if r.matches(request)), None)
 
 
 class DominanceSettings(_Strict):
@@ -265,6 +325,8 @@ __all__ = [
     "DesignSettings",
     "DifferentialPrivacy",
     "DominanceSettings",
+    "DpLoss",
+    "DpRequirement",
     "Policy",
     "PolicyRule",
     "QueryBudget",

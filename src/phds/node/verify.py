@@ -26,6 +26,7 @@ from phds.analyses import get_analysis
 from phds.errors import SignatureInvalid
 from phds.node.config import NodeConfig
 from phds.node.memory import MemoryStore
+from phds.protocol.privacy import DpRequest
 from phds.protocol.tasks import Task, TaskRequester
 from phds.protocol.trust import RevocationList
 from phds.trust.attestation import TrustAnchors
@@ -101,6 +102,9 @@ class TaskVerifier:
                 "requester": TaskRequester(organisation=who.organisation, category=who.category),
                 "study_title": str(spec["title"]),
                 "study_purpose": str(spec["purpose"]),
+                # The privacy options the requester signed, not the ones the hub relays.
+                "dp": DpRequest.model_validate(spec["dp"]) if spec.get("dp") is not None else None,
+                "secure_aggregation": bool(spec.get("secure_aggregation", False)),
             }
         )
         return VerifiedTask(verified, True, tuple(str(h) for h in spec["hospitals"]), first_seen.isoformat())

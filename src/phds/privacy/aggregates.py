@@ -71,7 +71,8 @@ class BreakdownAggregate:
     """*persons* partitioned by *labels* (one per id) into the cells *levels* (the full grid, in order).
 
     ``declared`` says the level names were declared by the requester or come from the node's
-    vocabulary; otherwise a name leaves only when it is a short integer code (see the gate).
+    vocabulary; otherwise a name leaves only when it is a short integer code (see the gate). Under
+    differential privacy the levels must not depend on the data (a fixed grid or vocabulary).
     A label outside *levels* is an analysis error.
     """
 
@@ -100,13 +101,15 @@ class SumAggregate:
     """Sums over *persons* of each contribution array (aligned with ``persons.ids``).
 
     *variable* is the raw variable the sums describe, when there is one: if it takes few distinct values
-    its sums are counts (the mean of a 0/1 column is a proportion) and are gated as counts.
+    its sums are counts (the mean of a 0/1 column is a proportion) and are gated as counts. *clip* gives
+    each contribution's clipping bounds, which differential privacy needs (the gate clips to them).
     """
 
     name: str
     persons: Persons
     contributions: Mapping[str, NDArray[np.float64]]
     variable: NDArray[np.float64] | None = None
+    clip: Mapping[str, tuple[float, float]] | None = None  # per contribution, under differential privacy
 
 
 @dataclass(frozen=True)

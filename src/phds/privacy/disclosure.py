@@ -14,6 +14,7 @@ Sources of the defaults:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -209,14 +210,46 @@ def protect_level_names(
 # -- network totals ----------------------------------------------------------------------------------
 
 
+Z_975 = 1.959963984540054
+"""The standard normal's 97.5% quantile: a 95% interval is ±1.96 σ."""
+
+
 def network_total(counts: Iterable[ReleasedCount]) -> NetworkTotal:
-    """Add released counts from several hospitals; a ``"<5"`` adds its interval (e.g. 1..4)."""
+    """Add released counts from several hospitals; a ``"<5"`` adds its interval (e.g. 1..4).
+
+    Noisy (DP) counts add their values; the total's 95% half-width is 1.96·√(Σσ²) over Gaussian noise
+    (independent at each hospital; a discrete Gaussian's variance is at most σ², Canonne, Kamath &
+    Steinke 2020, Prop. 19), and the sum of the half-widths over Laplace noise (a conservative bound).
+    Suppressed contributions widen the interval by what a recipient can deduce of them.
+    """
     lower = upper = hidden = 0
+    noisy = estimate = 0
+    variance = laplace = 0.0
     for c in counts:
-        lower += c.lower
-        upper += c.upper
         hidden += int(c.suppressed)
-    return NetworkTotal(lower=lower, upper=upper, suppressed_contributions=hidden)
+        if c.dp is None:
+            lower += c.lower
+            upper += c.upper
+            continue
+        noisy += 1
+        estimate += int(c.value or 0)
+        if c.dp.mechanism.endswith("gaussian"):
+            variance += c.dp.scale**2
+        else:
+            laplace += c.dp.ci95
+    if not noisy:
+        return NetworkTotal(lower=lower, upper=upper, suppressed_contributions=hidden)
+    half = Z_975 * math.sqrt(variance) + laplace
+    center = estimate + (lower + upper) / 2
+    spread = half + (upper - lower) / 2
+    return NetworkTotal(
+        lower=max(0, math.floor(center - spread)),
+        upper=max(0, math.ceil(center + spread)),
+        suppressed_contributions=hidden,
+        exact=False,
+        estimate=estimate + lower if lower == upper else round(center),
+        ci95=round(spread, 3),
+    )
 
 
 # -- GLM --------------------------------------------------------------------------------

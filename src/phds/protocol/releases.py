@@ -13,11 +13,15 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import Field, model_validator
 
 from phds.protocol.common import WireModel
+from phds.protocol.privacy import DpBudget, DpStatement
 
 SuppressionKind = Literal["small", "complementary", "withheld"]
 
 
-def _display(value: int | None, suppressed: bool, threshold: int, kind: str | None) -> str:
+def _display(value: int | None, suppressed: bool, threshold: int, kind: str | None, dp: Any = None) -> str:
+    if dp is not None:
+        half = dp["ci95"] if isinstance(dp, dict) else dp.ci95
+        return f"{value} ± {half:.0f}"
     if not suppressed:
         return str(value)
     if kind == "small":
@@ -34,6 +38,9 @@ class ReleasedCount(WireModel):
     (hidden so a small cell cannot be recovered by subtraction, ``"≥5"``) or ``withheld`` (the whole
     breakdown hidden). ``lower``/``upper`` are what a recipient can deduce anyway. A suppressed count
     never carries its value.
+
+    Under differential privacy (``dp`` set) ``value`` is the noisy count and ``lower``/``upper`` its 95%
+    interval (never below 0); such a count is never suppressed.
     """
 
     type: Literal["count"] = "count"
@@ -44,6 +51,7 @@ class ReleasedCount(WireModel):
     upper: int
     kind: SuppressionKind | None = None
     display: str = ""
+    dp: DpStatement | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -55,6 +63,7 @@ class ReleasedCount(WireModel):
                 bool(data.get("suppressed")),
                 int(data.get("threshold", 0)),
                 data.get("kind"),
+                data.get("dp"),
             )
         return data
 
@@ -62,6 +71,10 @@ class ReleasedCount(WireModel):
     def _consistent(self) -> ReleasedCount:
         if self.suppressed and self.value is not None:
             raise ValueError("a suppressed count carries no value")
+        if self.dp is not None:
+            if self.suppressed or self.value is None or not self.lower <= self.value <= self.upper:
+                raise ValueError("a DP count has a value inside its interval lower..upper")
+            return self
         if not self.suppressed and (self.value is None or not self.lower == self.value == self.upper):
             raise ValueError("an exact count has value = lower = upper")
         return self
@@ -88,6 +101,7 @@ class ReleasedSums(WireModel):
     type: Literal["sums"] = "sums"
     n: ReleasedCount
     values: dict[str, float] | None
+    dp: dict[str, DpStatement] | None = None  # per sum, under differential privacy
 
 
 class ReleasedModel(WireModel):
@@ -127,6 +141,7 @@ class ReleasePayload(WireModel):
     min_cell_count: int
     values: dict[str, ReleasedValue]
     notes: list[GateNote] = Field(default_factory=list)
+    budget: list[DpBudget] | None = None  # under DP: the requester's remaining budget per dataset
 
     def count(self, name: str) -> ReleasedCount:
         return _typed(self, name, ReleasedCount)
@@ -154,13 +169,19 @@ def _typed(payload: ReleasePayload, name: str, kind: type[V]) -> V:
 
 
 class NetworkTotal(WireModel):
-    """A sum over hospitals: exact when no contribution was suppressed, otherwise a closed interval."""
+    """A sum over hospitals: exact when no contribution was suppressed, otherwise a closed interval.
+
+    With differentially private contributions, ``estimate`` is the sum of the noisy values and
+    ``lower``..``upper`` its 95% interval (``ci95`` its half-width).
+    """
 
     lower: int
     upper: int
     suppressed_contributions: int = 0
     exact: bool = True
     display: str = ""
+    estimate: int | None = None
+    ci95: float | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -168,9 +189,14 @@ class NetworkTotal(WireModel):
         if isinstance(data, dict):
             data = dict(data)
             exact = int(data.get("suppressed_contributions", 0)) == 0 and data["lower"] == data["upper"]
-            data.setdefault("exact", exact)
+            data.setdefault("exact", exact and data.get("estimate") is None)
             if not data.get("display"):
-                data["display"] = str(data["lower"]) if data["exact"] else f"{data['lower']}–{data['upper']}"
+                if data.get("estimate") is not None:
+                    data["display"] = f"{data['estimate']} ± {float(data.get('ci95') or 0):.0f}"
+                elif data["exact"]:
+                    data["display"] = str(data["lower"])
+                else:
+                    data["display"] = f"{data['lower']}–{data['upper']}"
         return data
 
     def __str__(self) -> str:

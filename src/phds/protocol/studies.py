@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from phds.protocol.privacy import DpRequest
+
 
 class ServiceType(StrEnum):
     """What a requester buys; the billing catalogue prices each type."""
@@ -86,6 +88,14 @@ class StudySpec(BaseModel):
         gt=0,
         le=30 * 24 * 3600,
         description="Hospitals that have not answered this long after submission are marked timed out",
+    )
+    dp: DpRequest | None = Field(
+        default=None,
+        description="Ask for differential privacy; each node applies the stricter of this and its policy",
+    )
+    secure_aggregation: bool = Field(
+        default=False,
+        description="Combine the hospitals' releases by secure aggregation: the hub sees only sums",
     )
 
     @field_validator("hospitals")

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from phds.protocol.privacy import DpRequest
 from phds.protocol.studies import ServiceType
 from phds.protocol.trust import ReleaseEnvelope, SignedSpec
 
@@ -39,6 +40,8 @@ class Task(BaseModel):
     signed_spec: SignedSpec | None = Field(
         default=None, description="The requester's signed study specification, relayed as submitted"
     )
+    dp: DpRequest | None = Field(default=None, description="The study's differential-privacy request")
+    secure_aggregation: bool = Field(default=False, description="The study asks for secure aggregation")
 
 
 class ResultStatus(StrEnum):

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from phds.protocol.privacy import DpBudget
 from phds.protocol.releases import NetworkTotal
 from phds.protocol.studies import StudyView
 
@@ -53,12 +54,14 @@ class Total:
     upper: int
     exact: bool
     display: str
+    estimate: int | None = None  # under differential privacy: the noisy total; lower..upper its 95% CI
+    ci95: float | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Total:
         """Parse a network total with its one wire model, :class:`~phds.protocol.releases.NetworkTotal`."""
         total = NetworkTotal.model_validate(dict(data))
-        return cls(total.lower, total.upper, total.exact, total.display)
+        return cls(total.lower, total.upper, total.exact, total.display, total.estimate, total.ci95)
 
     def __str__(self) -> str:
         return self.display
@@ -75,6 +78,10 @@ class StudyResult:
         self.study = study
         self.raw: dict[str, Any] = study.result
         self.attribution = Attribution.from_result(study.result)
+        self.dp_budget: dict[str, list[DpBudget]] = {
+            h: [DpBudget.model_validate(b) for b in lines]
+            for h, lines in (self.raw.get("dp_budget") or {}).items()
+        }
 
     @property
     def study_id(self) -> str:
@@ -86,10 +93,20 @@ class StudyResult:
 
     def _header(self) -> str:
         spec = self.study.spec
-        return (
+        header = (
             f"{spec.title}\nstudy {self.study.id} · {spec.analysis.name} · {self.study.state.value}\n"
             f"{self.attribution}"
         )
+        if self.dp_budget:
+            left = "; ".join(
+                f"{h} {b.dataset} ε {b.remaining_epsilon:.2f}"
+                for h, lines in self.dp_budget.items()
+                for b in lines
+            )
+            header += (
+                f"\ndifferential privacy: values are noisy, shown ± their 95% interval; budget left: {left}"
+            )
+        return header
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} study={self.study.id!r} state={self.study.state.value!r}>"

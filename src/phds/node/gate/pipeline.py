@@ -8,15 +8,15 @@ value, the guard's memory of it and its audit entry commit together or not at al
 of it back and audits an ``error`` entry. The default chain (:func:`default_steps`):
 
 1. :class:`~phds.node.gate.rules.ValidateStep` — names unique, types known;
-2. :class:`~phds.node.gate.rules.RulesStep` — each aggregate type's rule (counts, breakdowns, sums,
-   models) computes what may leave from the aggregate's evidence;
-3. :class:`~phds.node.gate.guard.OverlapStep` — every exactly released person set against everything
+2. :class:`~phds.node.gate.dp_step.DpStep` — under differential privacy, OpenDP noise in place of
+   the exact rules, spent on the node's ledger;
+3. :class:`~phds.node.gate.rules.RulesStep` — each aggregate type's rule (counts, breakdowns, sums,
+   models) computes what may leave from the aggregate's evidence (what the DP step did not release);
+4. :class:`~phds.node.gate.guard.OverlapStep` — every exactly released person set against everything
    released from the same dataset before, to any requester;
-4. :class:`~phds.node.gate.guard.QueryBudgetStep` — the policy's cap on queries per requester and
+5. :class:`~phds.node.gate.guard.QueryBudgetStep` — the policy's cap on queries per requester and
    dataset, and the lock-out of repeats;
-5. :class:`AuditStep` — the ``value_released`` entry holding exactly the payload.
-
-Differential privacy and secure aggregation are further steps of the same chain (between 3 and 5).
+6. :class:`AuditStep` — the ``value_released`` entry holding exactly the payload.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from phds.analyses.context import DpInForce
 from phds.errors import DisclosureRefused, InputError
 from phds.node.audit import AuditLog
 from phds.node.policy import Policy
 from phds.privacy.aggregates import Aggregate, Persons
+from phds.protocol.privacy import DpBudget
 from phds.protocol.releases import GateNote, ReleasePayload
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ class GateContext:
     analysis_version: str = "1"
     round_no: int = 1
     query_hash: str = ""  # canonical hash of analysis, version and parameters (query budgets, repeats)
+    dp: DpInForce | None = None  # differential privacy in force (the DP step); None: exact rules
+    dp_rounds: int = 1  # the analysis's most rounds: the study's loss is split over them
 
 
 @dataclass
@@ -61,6 +65,7 @@ class Release:
     notes: list[GateNote] = field(default_factory=list)
     guarded: list[tuple[str, Persons]] = field(default_factory=list)
     payload: ReleasePayload | None = None
+    budget: list[DpBudget] | None = None  # set by the DP step: what remains after this release
     audit_seq: int = 0
     audit_hash: str = ""
 
@@ -97,6 +102,7 @@ class AuditStep:
             min_cell_count=release.k,
             values=release.values,
             notes=release.notes,
+            budget=release.budget,
         )
         body = release.payload.model_dump(mode="json")
         entry = self.audit.append(
@@ -129,15 +135,19 @@ class Gate:
     """Runs the release chain for one node (see the module docstring)."""
 
     def __init__(self, policy: Policy, audit: AuditLog, steps: Sequence[ReleaseStep] | None = None) -> None:
+        from phds.node.dp_ledger import DpLedger
+        from phds.node.gate.dp_step import DpStep
         from phds.node.gate.guard import OverlapStep, QueryBudgetStep
         from phds.node.gate.rules import RulesStep, ValidateStep
         from phds.node.overlap_store import OverlapGuard
 
         self.policy = policy
         self.audit = audit
+        self.ledger = DpLedger(audit.db, policy.dp)
         if steps is None:
             steps = [
                 ValidateStep(),
+                DpStep(self.ledger),
                 RulesStep(),
                 OverlapStep(OverlapGuard(audit.db)),
                 QueryBudgetStep(audit.db),

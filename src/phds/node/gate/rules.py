@@ -68,6 +68,8 @@ class RulesStep:
 
     def __call__(self, release: Release, call_next: Next) -> Release:
         for agg in release.aggregates:
+            if agg.name in release.values:  # released by an earlier step (differential privacy)
+                continue
             if isinstance(agg, CountAggregate):
                 release.values[agg.name] = count_rule(release, agg)
             elif isinstance(agg, BreakdownAggregate):

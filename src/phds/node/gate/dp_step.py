@@ -1,0 +1,226 @@
+"""The gate's differential-privacy step: noisy counts, breakdowns and bounded sums, spent on the ledger.
+
+When DP is in force for a task (:class:`~phds.analyses.context.DpInForce`, the stricter of the study's
+request and the policy), this step releases every aggregate through an OpenDP mechanism
+(:mod:`phds.privacy.dp`) in place of the exact rules:
+
+* a **count** gets discrete Gaussian (or discrete Laplace) noise of sensitivity 1;
+* a **breakdown** (histogram, one- or two-way table, Kaplan–Meier bins on the node's fixed grid) gets
+  noise on every cell of its grid (one person is in one cell: sensitivity 1); its total is the sum of
+  the noisy cells. The grid must not depend on the data: analyses use declared or vocabulary levels;
+* **sums** are clipped to the bounds of their variable and noised together (L2 sensitivity over all
+  the sums one person enters); their n is a noisy count.
+
+Models and profiles have no DP mechanism here: under DP they are refused. Neighbouring datasets differ
+by one person (add/remove). The study's loss ρ is split evenly over the analysis's rounds and over the
+releases of a round (zCDP composes additively, Bun & Steinke 2016, Lemma 2.3). The spend is committed
+on the :class:`~phds.node.dp_ledger.DpLedger` in the gate's transaction. A release whose evidence,
+mechanism and loss equal an earlier one's is answered with the stored noisy value, at no cost.
+
+Nothing this step releases is registered for the overlap guard: noise, not suppression, protects it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from phds.analyses.context import DpInForce
+from phds.errors import DisclosureRefused, InputError
+from phds.node.dp_ledger import DpLedger
+from phds.node.gate.pipeline import Next, Release
+from phds.privacy import dp
+from phds.privacy.aggregates import Aggregate, BreakdownAggregate, CountAggregate, Persons, SumAggregate
+from phds.protocol.canonical import canonical_hash
+from phds.protocol.privacy import DpBudget, DpStatement
+from phds.protocol.releases import ReleasedBreakdown, ReleasedCount, ReleasedSums
+
+
+def _parts(agg: Aggregate) -> int:
+    """How many shares of the round's loss an aggregate spends (sums: their n and the sums)."""
+    if isinstance(agg, CountAggregate | BreakdownAggregate):
+        return 1
+    if isinstance(agg, SumAggregate):
+        return 2
+    raise DisclosureRefused(
+        f"{agg.name}: differential privacy is in force for this study and a {type(agg).__name__} has no "
+        "differentially private mechanism at this node"
+    )
+
+
+def _ids_digest(h: Any, persons: Persons) -> np.ndarray:
+    order = np.argsort(persons.ids, kind="stable")
+    ids = persons.ids[order]
+    h.update(persons.universe.encode())
+    h.update(
+        ids.astype(np.int64).tobytes() if ids.dtype.kind in "iu" else "\x1f".join(map(str, ids)).encode()
+    )
+    return order
+
+
+def evidence_key(agg: Aggregate, settings: Mapping[str, Any]) -> str:
+    """A hash of what the release is computed from and how: equal keys give equal releases."""
+    h = hashlib.sha256(canonical_hash({"type": type(agg).__name__, **settings}).encode())
+    if isinstance(agg, CountAggregate):
+        _ids_digest(h, agg.persons)
+    elif isinstance(agg, BreakdownAggregate):
+        order = _ids_digest(h, agg.persons)
+        h.update("\x1f".join(np.asarray(agg.labels).astype(str)[order]).encode())
+        h.update("\x1e".join(agg.levels).encode())
+    elif isinstance(agg, SumAggregate):
+        order = _ids_digest(h, agg.persons)
+        for name in sorted(agg.contributions):
+            h.update(name.encode())
+            h.update(
+                np.ascontiguousarray(np.asarray(agg.contributions[name], dtype=np.float64)[order]).tobytes()
+            )
+    return h.hexdigest()
+
+
+def _statement(noisy: dp.NoisyValues, delta: float, ci95: float | None = None) -> DpStatement:
+    return DpStatement(
+        mechanism=noisy.mechanism,
+        scale=noisy.scale,
+        rho=noisy.loss.rho,
+        epsilon=noisy.loss.epsilon(delta),
+        delta=delta,
+        ci95=noisy.ci95 if ci95 is None else ci95,
+    )
+
+
+def _count(value: float, statement: DpStatement, threshold: int) -> ReleasedCount:
+    v = max(0, round(value))  # clamping at 0 is post-processing (Dwork & Roth 2014, Prop. 2.1)
+    return ReleasedCount(
+        value=v,
+        suppressed=False,
+        threshold=threshold,
+        lower=max(0, math.floor(v - statement.ci95)),
+        upper=math.ceil(v + statement.ci95),
+        dp=statement,
+    )
+
+
+class DpStep:
+    """Release the aggregates with noise when DP is in force (module docstring)."""
+
+    def __init__(self, ledger: DpLedger) -> None:
+        self.ledger = ledger
+
+    def __call__(self, release: Release, call_next: Next) -> Release:
+        settings = release.ctx.dp
+        if settings is None:
+            return call_next(release)
+        parts = sum(_parts(agg) for agg in release.aggregates)
+        per = dp.PrivacyLoss(settings.rho / max(1, release.ctx.dp_rounds) / max(1, parts))
+        spent: dict[str, float] = {}
+        for agg in release.aggregates:
+            universe = agg.persons.universe  # type: ignore[union-attr]  # _parts admitted only these
+            how = {"rho": per.rho, "delta": settings.delta, "mechanism": settings.mechanism}
+            if isinstance(agg, SumAggregate):
+                how["bounds"] = {k: list(v) for k, v in sorted(_bounds(agg).items())}
+            key = evidence_key(agg, how)
+            stored = self.ledger.cached(key)
+            if stored is not None:
+                release.values[agg.name] = _reused(stored)
+                continue
+            value = self._noisy(release, agg, per, settings)
+            release.values[agg.name] = value
+            self.ledger.remember(key, universe, value.model_dump(mode="json"))
+            spent[universe] = spent.get(universe, 0.0) + per.rho * _parts(agg)
+        budgets: list[DpBudget] = []
+        for universe in sorted({a.persons.universe for a in release.aggregates}):  # type: ignore[union-attr]
+            line = self.ledger.spend(
+                universe, release.ctx.requester_org, spent.get(universe, 0.0),
+                study_id=release.ctx.study_id, task_id=release.ctx.task_id,
+            )  # fmt: skip
+            budgets.append(
+                DpBudget(
+                    dataset=universe,
+                    spent_rho=line.spent_rho,
+                    remaining_rho=line.remaining_rho,
+                    remaining_epsilon=line.remaining_epsilon,
+                    delta=line.delta,
+                )
+            )
+        release.budget = budgets
+        return call_next(release)
+
+    def _noisy(self, release: Release, agg: Aggregate, per: dp.PrivacyLoss, s: DpInForce) -> Any:
+        k, mech = release.k, s.mechanism
+        if isinstance(agg, CountAggregate):
+            noisy = dp.noisy_counts([agg.persons.size], per, mechanism=mech)  # type: ignore[arg-type]
+            return _count(noisy.values[0], _statement(noisy, s.delta), k)
+        if isinstance(agg, BreakdownAggregate):
+            if not agg.declared:
+                raise InputError(
+                    f"{agg.name}: under differential privacy a breakdown's levels must be declared "
+                    "(analysis.params.levels) or come from the vocabulary",
+                    field="analysis.params.levels",
+                )
+            cells = agg.cells()
+            noisy = dp.noisy_counts(list(cells.values()), per, mechanism=mech)  # type: ignore[arg-type]
+            statement = _statement(noisy, s.delta)
+            out = {lv: _count(v, statement, k) for lv, v in zip(cells, noisy.values, strict=True)}
+            total = sum(c.value or 0 for c in out.values())
+            # The total is post-processing of the cells: its noise is the sum of theirs.
+            total_stmt = statement.model_copy(
+                update={
+                    "scale": noisy.scale * math.sqrt(len(cells)),
+                    "ci95": _sum_half(noisy, len(cells)),
+                }
+            )
+            total_count = ReleasedCount(
+                value=total, suppressed=False, threshold=k, lower=max(0, math.floor(total - total_stmt.ci95)),
+                upper=math.ceil(total + total_stmt.ci95), dp=total_stmt,
+            )  # fmt: skip
+            return ReleasedBreakdown(total=total_count, cells=out)
+        assert isinstance(agg, SumAggregate)
+        n_noisy = dp.noisy_counts([agg.persons.size], per, mechanism=mech)  # type: ignore[arg-type]
+        sums = dp.noisy_sums(dict(agg.contributions), _bounds(agg), per)
+        return ReleasedSums(
+            n=_count(n_noisy.values[0], _statement(n_noisy, s.delta), k),
+            values={name: float(v.values[0]) for name, v in sums.items()},
+            dp={name: _statement(v, s.delta) for name, v in sums.items()},
+        )
+
+
+def _sum_half(noisy: dp.NoisyValues, cells: int) -> float:
+    """95% half-width of the sum of *cells* values with *noisy*'s independent noise."""
+    return float(dp.sum_ci95([_single(noisy, i) for i in range(cells)]))
+
+
+def _single(noisy: dp.NoisyValues, i: int) -> dp.NoisyValues:
+    return dp.NoisyValues(
+        values=[noisy.values[i]], mechanism=noisy.mechanism, scale=noisy.scale, loss=noisy.loss,
+        sensitivity=noisy.sensitivity, ci95=noisy.ci95,
+    )  # fmt: skip
+
+
+def _bounds(agg: SumAggregate) -> dict[str, tuple[float, float]]:
+    return {name: (float(lo), float(hi)) for name, (lo, hi) in (agg.clip or {}).items()}
+
+
+def _mark_reused(node: Any) -> Any:
+    if isinstance(node, dict):
+        out = {k: _mark_reused(v) for k, v in node.items()}
+        if {"mechanism", "rho", "ci95"} <= out.keys():
+            out["reused"] = True
+        return out
+    return node
+
+
+def _reused(stored: dict[str, Any]) -> Any:
+    """A stored DP release, each of its statements marked as a repeat that spent nothing."""
+    marked = _mark_reused(stored)
+    if stored["type"] == "count":
+        return ReleasedCount.model_validate(marked)
+    if stored["type"] == "breakdown":
+        return ReleasedBreakdown.model_validate(marked)
+    return ReleasedSums.model_validate(marked)
+
+
+__all__ = ["DpStep", "evidence_key"]
