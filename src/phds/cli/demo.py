@@ -125,6 +125,16 @@ def demo(
                         "   Age at index follows Circe's calendar-year rule; age groups are exact ICH E11"
                         " ages, so a child counted as 2 may still be an infant of 23 months."
                     )
+                dp_spec = demo_spec(analysis, network, f"{title}, differentially private", "feasibility")
+                dp_spec["dp"] = {"epsilon": 1.0}
+                err.print(
+                    "[bold]4b.[/] The same count under differential privacy (dp: {epsilon: 1.0}): each node"
+                    " adds OpenDP discrete Gaussian noise and spends its ledger"
+                )
+                noisy = submit_and_wait(network, dp_spec, on_change=lambda view: None)
+                assert isinstance(noisy, FeasibilityResult)
+                Console().print(feasibility_table(noisy))
+                err.print(f"   {noisy.dp_summary()}", highlight=False)
             regression = run_statistics(network, folder, dataset=dataset, as_json=as_json, plot=plot)
             if as_json:
                 body = {"feasibility": result.to_dict(), "regression": regression and regression.to_dict()}

@@ -10,8 +10,9 @@ scales, checks OpenDP's privacy map against the requested loss, and post-process
   Lemma 1.7), so a budget is a sum of ρ; it is *shown* as (ε, δ) through OpenDP's
   ``make_zCDP_to_approxDP``, which implements the conversion of Canonne, Kamath & Steinke 2020 ("CKS20"),
   §2.3: tighter than BS16 Prop. 1.3's closed form ε = ρ + 2√(ρ ln(1/δ)).
-* **Counts**: the discrete Gaussian (CKS20): integer outputs, exact sampling, ρ = Δ₂²/(2σ²) (CKS20 Thm 4;
-  §4 for vectors), or the discrete Laplace (pure ε-DP; ε-DP ⇒ ε²/2-zCDP, BS16 Prop. 1.4).
+* **Counts**: the discrete Gaussian (CKS20): integer outputs, exact sampling, ρ = Δ₂²/(2σ²) (CKS20 Thm 4,
+  and its multivariate form with L2 sensitivity for vectors), or the discrete Laplace (pure ε-DP;
+  ε-DP ⇒ ε²/2-zCDP, BS16 Prop. 1.4).
 * **Sums**: OpenDP's Gaussian on floats, ρ = Δ₂²/(2σ²) (BS16 Prop. 1.6).
 * **Quantiles**: OpenDP's exponential-mechanism quantile (``make_private_quantile``).
 """
@@ -331,7 +332,7 @@ def noisy_quantile(
     """The α-quantile of the node's *values* by OpenDP's ``make_private_quantile``; returns (value, ρ spent).
 
     An exponential mechanism (report-noisy-max over candidate scores, Smith 2011; ε-DP ⇒ ε²/8-zCDP as a
-    bounded-range mechanism), measured directly in zCDP; the scale is found with
+    bounded-range mechanism, Cesar & Rogers 2021), measured directly in zCDP; the scale is found with
     ``dp.binary_search_param`` so that OpenDP's map at ``d_in = 1`` is ρ. The release is always one of
     the public *candidates*. Accuracy has no closed form in value units: with probability 1 − β, the
     released candidate's rank is off from α·n by O((ln|candidates| + ln(1/β))/√ρ) persons (McSherry &

@@ -98,15 +98,19 @@ class StudyResult:
             f"{self.attribution}"
         )
         if self.dp_budget:
-            left = "; ".join(
-                f"{h} {b.dataset} ε {b.remaining_epsilon:.2f}"
-                for h, lines in self.dp_budget.items()
-                for b in lines
-            )
-            header += (
-                f"\ndifferential privacy: values are noisy, shown ± their 95% interval; budget left: {left}"
-            )
+            header += f"\n{self.dp_summary()}"
         return header
+
+    def dp_summary(self) -> str:
+        """One line on differential privacy: values are noisy, and the budget each hospital has left."""
+        if not self.dp_budget:
+            return "exact answers (no differential privacy)"
+        left = "; ".join(
+            f"{h} {b.dataset} ε {b.remaining_epsilon:.2f}"
+            for h, lines in self.dp_budget.items()
+            for b in lines
+        )
+        return f"differential privacy: values are noisy, shown ± their 95% interval; budget left: {left}"
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} study={self.study.id!r} state={self.study.state.value!r}>"
