@@ -39,6 +39,62 @@ class LocalStep:
 
 
 @dataclass(frozen=True)
+class SecureLayout:
+    """What one round's secure sum holds: named blocks of fixed lengths, and their fixed-point encoding.
+
+    Hub and nodes derive it from the parameters and the round state alone (never from data), so every
+    participant masks a vector of the same length and the hub can fix the session before any node
+    answers. ``scale`` is the fixed-point scale (1 for integer counts, which are then exact) and ``clip``
+    the largest absolute value an entry may have; a node refuses a value beyond it rather than clip it.
+    """
+
+    blocks: tuple[tuple[str, int], ...]
+    scale: int = 1
+    clip: float | None = None
+
+    @property
+    def length(self) -> int:
+        return sum(size for _, size in self.blocks)
+
+    def flatten(self, named: Mapping[str, Any]) -> list[float]:
+        """The blocks of *named* in layout order; a missing block or a wrong length is an error."""
+        import numpy as np
+
+        out: list[float] = []
+        for name, size in self.blocks:
+            if name not in named:
+                raise InputError(f"the secure sum has no block {name!r}", field="secure_aggregation")
+            block = np.asarray(named[name], dtype=float).ravel()
+            if block.size != size:
+                raise InputError(
+                    f"block {name!r} has {block.size} values, the layout {size}", field="secure_aggregation"
+                )
+            if self.clip is not None and block.size and float(np.max(np.abs(block))) > self.clip:
+                raise InputError(
+                    f"block {name!r} exceeds the secure-aggregation range ±{self.clip:g}",
+                    field="secure_aggregation",
+                )
+            out.extend(float(v) for v in block)
+        return out
+
+    def unflatten(self, vector: Any) -> dict[str, Any]:
+        """The summed vector as its named blocks (numpy arrays)."""
+        import numpy as np
+
+        values = np.asarray(vector, dtype=float).ravel()
+        if values.size != self.length:
+            raise InputError(
+                f"the sum has {values.size} values, the layout {self.length}", field="secure_aggregation"
+            )
+        out: dict[str, Any] = {}
+        start = 0
+        for name, size in self.blocks:
+            out[name] = values[start : start + size]
+            start += size
+        return out
+
+
+@dataclass(frozen=True)
 class NextRound:
     """Ask the answering hospitals for another round with this state."""
 
@@ -63,6 +119,8 @@ class Analysis(abc.ABC, Generic[P]):
     params_model: type[P]
     dp_support: ClassVar[bool] = False
     """True when the local step can run under differential privacy (fixed grids, clipping bounds)."""
+    secure_aggregation_support: ClassVar[bool] = False
+    """True when the analysis implements the three secure-sum hooks below (its combine is a sum)."""
 
     def parse_params(self, raw: Mapping[str, Any]) -> P:
         """Validate requester parameters; errors name the field as ``analysis.params.<path>``."""
@@ -91,10 +149,42 @@ class Analysis(abc.ABC, Generic[P]):
     ) -> Final | NextRound:
         """Combine the released payloads of the answering hospitals (hospital name → payload)."""
 
+    # -- secure aggregation (phds.secagg): for analyses whose combine is a sum ----------------------
 
-def check_privacy_options(analysis: Analysis[Any], *, dp: bool = False) -> None:
+    def secure_layout(self, params: P, round_no: int, state: Mapping[str, Any]) -> SecureLayout | None:
+        """The round's secure sum, from parameters and state alone; None releases the round in the clear
+        (e.g. a design round that only fixes level names)."""
+        raise NotImplementedError(f"{self.name} has no secure aggregation")
+
+    def secure_summands(
+        self, params: P, round_no: int, state: Mapping[str, Any], payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """At the node: the blocks to sum, computed from its gate-released *payload* (never from data)."""
+        raise NotImplementedError(f"{self.name} has no secure aggregation")
+
+    def combine_secure(
+        self,
+        params: P,
+        round_no: int,
+        state: Mapping[str, Any],
+        sums: Mapping[str, Any],
+        contributors: list[str],
+    ) -> Final | NextRound:
+        """At the hub: what :meth:`combine` would return, from the network sums of the blocks alone."""
+        raise NotImplementedError(f"{self.name} has no secure aggregation")
+
+
+def check_privacy_options(
+    analysis: Analysis[Any], *, dp: bool = False, secure_aggregation: bool = False
+) -> None:
     """Refuse a study's privacy option its analysis cannot run under (checked at the hub, and again at
     every node)."""
+    if secure_aggregation and not analysis.secure_aggregation_support:
+        raise InputError(
+            f"{analysis.name} cannot run under secure aggregation (its combine is not a sum); remove "
+            "secure_aggregation or choose feasibility.count, stats.glm or survival.cox",
+            field="secure_aggregation",
+        )
     if dp and not analysis.dp_support:
         raise InputError(
             f"{analysis.name} has no differentially private version; remove the dp block or choose "

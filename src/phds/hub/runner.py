@@ -117,7 +117,7 @@ class StudyRunner:
             )
         analysis = get_analysis(spec.analysis.name, spec.analysis.version)
         analysis.check_at_hub(analysis.parse_params(spec.analysis.params), self.vocabulary.known)
-        check_privacy_options(analysis, dp=spec.dp is not None)
+        check_privacy_options(analysis, dp=spec.dp is not None, secure_aggregation=spec.secure_aggregation)
         stored = spec.model_copy(
             update={"analysis": spec.analysis.model_copy(update={"version": analysis.version})}
         )
