@@ -14,6 +14,7 @@ the hub answers with and the exit code the CLI ends with, so both map errors in 
     ├── PermissionDenied           403 / exit 4   authenticated, but not allowed to do this
     ├── NotFound                   404 / exit 5   no such object (or not visible to the caller)
     ├── Conflict                   409 / exit 6   the object is in a state that forbids the operation
+    ├── SecAggError                409 / exit 6   a secure-aggregation step refused or cannot complete
     └── DisclosureRefused          403 / exit 7   the disclosure gate refused to release a value
 """
 
@@ -112,6 +113,14 @@ class NotFound(PhdsError):
 
 class Conflict(PhdsError):
     """The object's state forbids the operation."""
+
+    http_status = 409
+    exit_code = 6
+
+
+class SecAggError(PhdsError):
+    """A secure-aggregation step refused (e.g. to reveal both masks of one party) or cannot complete
+    (e.g. fewer than the threshold of parties remain); the message says which and why."""
 
     http_status = 409
     exit_code = 6

@@ -107,6 +107,7 @@ class LocalContext:
     memory: Memory = field(default_factory=DictMemory)
     requester_memory: Memory = field(default_factory=DictMemory)
     dp: DpInForce | None = None  # differential privacy in force for this study; None: exact answers
+    secure_aggregation: bool = False  # the study's releases leave only as a secure network sum
 
     @property
     def k(self) -> int:

@@ -165,13 +165,14 @@ class LocalNetwork:
             raise PhdsError("the hub was never started")
         return _stop_process(self.hub, sig, timeout)
 
-    def start_node(self, name: str) -> subprocess.Popen[bytes]:
-        """Start (or restart) the agent of hospital *name* with its existing config and credential."""
+    def start_node(self, name: str, *, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start (or restart) the agent of hospital *name* with its existing config and credential;
+        *extra_env* adds environment variables to this process (e.g. a fault-injection point)."""
         node = self.nodes[name]
         if node.process is not None and node.process.poll() is None:
             raise PhdsError(f"the node of {name} is already running")
         node.process = self._spawn(
-            f"node-{name}", "node", "run", "--config", str(node.config), *self.node_args
+            f"node-{name}", "node", "run", "--config", str(node.config), *self.node_args, extra_env=extra_env
         )
         return node.process
 

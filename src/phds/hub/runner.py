@@ -28,6 +28,8 @@ from phds.errors import InputError, NotFound, PermissionDenied, SignatureInvalid
 from phds.hub import wire
 from phds.hub.notify import Notifier
 from phds.hub.runner_rounds import Wakeups, advance, new_task, record_answer, set_target, target_of
+from phds.hub.runner_secure import SecureRounds
+from phds.hub.secagg import open_session
 from phds.hub.settings import HubSettings
 from phds.hub.store import HubStore
 from phds.hub.store.models import utcnow
@@ -75,6 +77,10 @@ class StudyRunner:
         self.settings = settings
         self.notifier = notifier
         self.vocabulary = HubVocabulary(settings.vocabulary_url)
+        self.secure = SecureRounds(store, self._wakeups, self._wake)
+
+    def _wakeups(self) -> Wakeups:
+        return Wakeups(stage_seconds=self.settings.secagg_stage_seconds)
 
     def _wake(self, wake: Wakeups) -> None:
         self.notifier.signal(wake.nodes)
@@ -122,7 +128,7 @@ class StudyRunner:
             update={"analysis": spec.analysis.model_copy(update={"version": analysis.version})}
         )
         now = now or utcnow()
-        wake = Wakeups()
+        wake = self._wakeups()
         with self.store.unit() as uow:
             found = uow.studies.hospitals(spec.hospitals)
             org = uow.organisations.get(requester.organisation_id)
@@ -164,6 +170,7 @@ class StudyRunner:
                 uow.tasks.add(new_task(study, target, now))
                 wake.nodes.add(node.id)
             uow.session.flush()
+            open_session(uow, study, list(spec.hospitals), now, wake.stage_seconds)
             view = wire.study(study)
         log.info("study %s submitted by %s to %d hospital(s)", view.id, org.name, len(spec.hospitals))
         self._wake(wake)
@@ -176,7 +183,10 @@ class StudyRunner:
         now = now or utcnow()
         expires = now + timedelta(seconds=self.settings.task_lease_seconds)
         with self.store.unit() as uow:
-            return [wire.task(row) for row in uow.tasks.lease(node_id, limit, now, expires)]
+            return [
+                wire.task(row, uow.secagg.get(row.study_id, row.round))
+                for row in uow.tasks.lease(node_id, limit, now, expires)
+            ]
 
     def post_result(self, node_id: uuid.UUID, task_id: str, result: TaskResult) -> Ack:
         """Take a node's answer to its task (404 for a task that is not the node's)."""
@@ -186,7 +196,7 @@ class StudyRunner:
             )
         tid = _uuid(task_id)
         now = utcnow()
-        wake = Wakeups()
+        wake = self._wakeups()
         with self.store.unit() as uow:
             owner = uow.tasks.owner(tid) if tid is not None else None
             if tid is None or owner is None or owner[1] != node_id:
@@ -234,7 +244,7 @@ class StudyRunner:
     def sweep(self, now: datetime | None = None) -> SweepReport:
         """Re-queue expired leases (attempt + 1) and time out hospitals of studies past their deadline."""
         now = now or utcnow()
-        wake = Wakeups()
+        wake = self._wakeups()
         with self.store.unit() as uow:
             requeued = uow.tasks.requeue_expired(now)
             wake.nodes.update(t.node_id for t in requeued)
@@ -242,12 +252,13 @@ class StudyRunner:
         if requeued:
             log.info("re-queued %d task(s) whose lease expired", len(requeued))
         self._wake(wake)
+        self.secure.sweep(now)
         for study_id in due:
             self._deadline(study_id, now)
         return SweepReport(len(requeued), len(due))
 
     def _deadline(self, study_id: uuid.UUID, now: datetime) -> None:
-        wake = Wakeups()
+        wake = self._wakeups()
         with self.store.unit() as uow:
             study = uow.studies.lock(study_id)
             if study is None or StudyState(study.state).is_final or study.deadline_at > now:

@@ -18,6 +18,7 @@ from phds.analyses import Final, NextRound, get_analysis
 from phds.analyses.base import released_budgets
 from phds.errors import PhdsError
 from phds.hub.store import UnitOfWork
+from phds.hub.store.secagg_models import STAGE_FAILED
 from phds.hub.store.study_models import OPEN_TASK_STATES, StudyRow, StudyTargetRow, TaskRow
 from phds.protocol.studies import HospitalState, StudyState
 from phds.protocol.tasks import ResultStatus
@@ -41,6 +42,7 @@ class Wakeups:
 
     nodes: set[uuid.UUID] = field(default_factory=set)
     studies: set[uuid.UUID] = field(default_factory=set)
+    stage_seconds: float = 60.0  # how long a secure-aggregation stage opened now waits (hub setting)
 
 
 def target_of(study: StudyRow, organisation_id: uuid.UUID) -> StudyTargetRow:
@@ -97,9 +99,16 @@ def changed(study: StudyRow, wake: Wakeups) -> None:
 def advance(uow: UnitOfWork, study: StudyRow, now: datetime, wake: Wakeups) -> None:
     """Complete the study's round when every task of it is answered or cancelled; then mark it changed."""
     if not StudyState(study.state).is_final:
-        tasks = uow.tasks.of_study(study.id, round_no=study.round)
-        if not any(t.state in OPEN_TASK_STATES for t in tasks):
-            _complete_round(uow, study, tasks, now, wake)
+        session = uow.secagg.get(study.id, study.round)
+        if session is not None:  # a secure round is completed by its session (phds.hub.secagg)
+            if session.stage == STAGE_FAILED:
+                finish(
+                    uow, study, StudyState.FAILED, now, error=f"secure aggregation failed: {session.error}"
+                )
+        else:
+            tasks = uow.tasks.of_study(study.id, round_no=study.round)
+            if not any(t.state in OPEN_TASK_STATES for t in tasks):
+                _complete_round(uow, study, tasks, now, wake)
     changed(study, wake)
 
 
@@ -135,6 +144,21 @@ def _complete_round(
         log.exception("study %s: combine of round %d raised", study.id, study.round)
         finish(uow, study, StudyState.FAILED, now, error=f"combine failed: {type(exc).__name__}: {exc}")
         return
+    apply_outcome(uow, study, outcome, sorted(released), now, wake, budgets=released_budgets(released))
+
+
+def apply_outcome(
+    uow: UnitOfWork,
+    study: StudyRow,
+    outcome: Final | NextRound,
+    answering: list[str],
+    now: datetime,
+    wake: Wakeups,
+    *,
+    budgets: dict[str, list[dict[str, Any]]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Start the next round for the *answering* hospitals, or finish the study with its result."""
     if isinstance(outcome, NextRound):
         if now >= study.deadline_at:
             finish(
@@ -144,17 +168,18 @@ def _complete_round(
         study.round += 1
         study.round_state = dict(outcome.state)
         for target in study.targets:
-            if target.organisation.name in released:
+            if target.organisation.name in answering:
                 set_target(target, HospitalState.PENDING, None, now)
                 uow.tasks.add(new_task(study, target, now))
                 wake.nodes.add(target.node_id)
-        log.info("study %s: round %d for %d hospital(s)", study.id, study.round, len(released))
+        from phds.hub.secagg import open_session
+
+        open_session(uow, study, list(answering), now, wake.stage_seconds)
+        log.info("study %s: round %d for %d hospital(s)", study.id, study.round, len(answering))
         return
-    assert isinstance(outcome, Final)
     answered = all(t.outcome == "answered" for t in study.targets)
     state = StudyState.COMPLETED if answered else StudyState.PARTIALLY_COMPLETED
-    result = {**outcome.result, "notes": list(outcome.notes)}
-    budgets = released_budgets(released)
+    result = {**outcome.result, "notes": list(outcome.notes), **(extra or {})}
     if budgets:
         result["dp_budget"] = budgets
     finish(uow, study, state, now, result=result)

@@ -68,6 +68,13 @@ class HubSettings(BaseSettings):
         description="A token's last_used_at is written at most this often, to keep reads from writing.",
     )
     docs_enabled: bool = Field(default=True, description="Publish /docs and /openapi.json.")
+    secagg_stage_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="How long a secure-aggregation stage waits for every node; then it closes with the "
+        "nodes that answered (the others dropped out).",
+    )
     task_lease_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from phds.hub.store.models import ApiTokenRow, CatalogueEntryRow, NodeRow, OrganisationRow, UserRow
+from phds.hub.store.secagg_models import SecAggSessionRow
 from phds.hub.store.study_models import StudyRow, TaskRow
 from phds.protocol.catalogue import CatalogueEntry
 from phds.protocol.nodes import NodeInfo, NodeMetadata
@@ -104,8 +105,8 @@ def study(row: StudyRow) -> StudyView:
     )
 
 
-def task(row: TaskRow) -> Task:
-    """A task as its node receives it."""
+def task(row: TaskRow, session: SecAggSessionRow | None = None) -> Task:
+    """A task as its node receives it (with its round's secure-aggregation session, if any)."""
     spec = row.study.spec
     assert row.lease_expires_at is not None, "only leased tasks are delivered"
     return Task(
@@ -128,4 +129,5 @@ def task(row: TaskRow) -> Task:
         signed_spec=SignedSpec.model_validate(row.study.signed_spec) if row.study.signed_spec else None,
         dp=spec.get("dp"),
         secure_aggregation=bool(spec.get("secure_aggregation", False)),
+        secagg=session.config if session is not None else None,
     )

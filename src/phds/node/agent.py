@@ -35,6 +35,8 @@ from phds.errors import AuthenticationError, DisclosureRefused, PermissionDenied
 from phds.node.executor import NodeRuntime, execute_task
 from phds.node.gate import GateContext
 from phds.node.hub_client import HubClient, HubUnreachable
+from phds.node.memory import ScopedMemory
+from phds.node.secure_round import take_part
 from phds.privacy.aggregates import ProfileAggregate
 from phds.protocol.tasks import ResultStatus, Task, TaskResult
 from phds.trust.envelopes import sign_audit_head
@@ -223,7 +225,22 @@ class Agent:
             log.exception("task %s (study %s): the node could not process it", task.id, task.study_id)
             return
         self.tasks_done += 1
+        if task.secagg is not None and result.status is ResultStatus.OK:
+            self._secure_round(task)
         self._post(task.study_id, result)
+
+    def _secure_round(self, task: Task) -> None:
+        """Take part in the round's secure aggregation; a failure is audited (the node dropped out)."""
+        memory = ScopedMemory(self.runtime.memory, f"study:{task.study_id}")
+
+        def audit(payload: dict[str, Any]) -> None:
+            self.runtime.audit.append("secagg", study_id=task.study_id, task_id=task.id, payload=payload)
+
+        try:
+            take_part(task, self.runtime.key, memory, self._client, audit, stop=self._stop.is_set)
+        except PhdsError as exc:
+            log.warning("task %s: secure aggregation: %s", task.id, exc.message)
+            audit({"stage": "failed", "reason": exc.message})
 
     def _post(self, study_id: str, result: TaskResult) -> bool:
         """Post *result*; a final one is already in the outbox, so a failure is retried later."""

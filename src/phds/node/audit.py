@@ -47,6 +47,7 @@ class AuditKind(StrEnum):
     VALUE_RELEASED = "value_released"  # exactly what left the node
     ERROR = "error"  # a refusal or failure, with its reason
     DP_BUDGET = "dp_budget"  # a steward set or reset a differential-privacy budget
+    SECAGG = "secagg"  # a secure-aggregation stage: what was masked, which shares revealed, the sum
 
 
 AUDIT_KINDS: tuple[str, ...] = tuple(k.value for k in AuditKind)

@@ -37,6 +37,7 @@ from phds.node.dp_ledger import resolve_dp
 from phds.node.gate import Gate, GateContext, GateResult
 from phds.node.memory import MemoryStore, StudyRounds
 from phds.node.policy import CATEGORIES, Policy, TaskRequest
+from phds.node.secure_round import check_secure_task, secure_contribution
 from phds.node.taskstore import TaskStore
 from phds.node.verify import TaskVerifier
 from phds.protocol.canonical import canonical_hash
@@ -293,7 +294,14 @@ def _run(
         memory=study_memory,
         requester_memory=requester_memory,
         dp=dp_settings,
+        secure_aggregation=task.secure_aggregation,
     )
+    if task.secure_aggregation:
+        try:
+            check_secure_task(task, analysis, params, hospitals, study_memory)
+        except DisclosureRefused as exc:
+            _audit_error(runtime, task, "protocol", exc.message)
+            raise
     started = time.perf_counter()
     try:
         step = analysis.local(ctx, params)
@@ -309,8 +317,11 @@ def _run(
     )  # fmt: skip
 
     def answer(released: GateResult) -> TaskResult:
+        payload = released.payload
+        if task.secagg is not None:  # the release stays here; only its masked vector leaves, later
+            payload = secure_contribution(task, analysis, params, released.payload, study_memory)
         envelope = seal(
-            released.payload, key=runtime.key, study_id=task.study_id, task_id=task.id,
+            payload, key=runtime.key, study_id=task.study_id, task_id=task.id,
             hospital=task.hospital, round=task.round, analysis=analysis.name,
             analysis_version=analysis.version, audit_seq=released.audit_seq, audit_hash=released.audit_hash,
             state=task.state,
@@ -318,7 +329,7 @@ def _run(
         return TaskResult(
             task_id=task.id,
             status=ResultStatus.OK,
-            payload=released.payload,
+            payload=payload,
             compute_seconds=max(compute, 0.0),
             audit_hash=released.audit_hash,
             envelope=envelope,

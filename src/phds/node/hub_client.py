@@ -139,6 +139,23 @@ class HubClient:
         )
         return dict(data) if isinstance(data, dict) else {}
 
+    def secagg_post(self, study_id: str, round_no: int, stage: str, body: Any) -> Any:
+        """Post this node's signed message for one stage of a secure-aggregation session."""
+        return self._call(
+            "POST", f"/secagg/{study_id}/{round_no}/{stage}", f"secure aggregation ({stage})", json=body
+        )
+
+    def secagg_session(self, study_id: str, round_no: int, *, after: int, wait: float) -> dict[str, Any]:
+        """The session once past stage *after* (long poll of up to *wait* seconds)."""
+        data = self._call(
+            "GET",
+            f"/secagg/{study_id}/{round_no}",
+            "polling the secure-aggregation session",
+            params={"after": after, "wait": wait},
+            timeout=wait + max(10.0, wait * 0.2),
+        )
+        return dict(data)
+
     def report_audit_head(self, head: SignedAuditHead) -> None:
         """Report the node's signed audit head (``POST /nodes/me/audit-head``)."""
         self._call(

@@ -133,4 +133,22 @@ class StudyRounds:
             )
 
 
-__all__ = ["MemoryStore", "StagedMemory", "StudyRounds"]
+class ScopedMemory:
+    """One scope of a :class:`MemoryStore`, written at once (each write its own transaction)."""
+
+    def __init__(self, store: MemoryStore, scope: str) -> None:
+        self.store, self.scope = store, scope
+
+    def recall(self, key: str, default: Any = None) -> Any:
+        return self.store.get(self.scope, key, default)
+
+    def remember(self, key: str, value: Any) -> None:
+        self.store.put(self.scope, key, value)
+
+
+__all__ = [
+    "MemoryStore",
+    "ScopedMemory",
+    "StagedMemory",
+    "StudyRounds",
+]

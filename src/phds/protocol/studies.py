@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from phds.protocol.privacy import DpRequest
 
@@ -97,6 +97,16 @@ class StudySpec(BaseModel):
         default=False,
         description="Combine the hospitals' releases by secure aggregation: the hub sees only sums",
     )
+
+    @model_validator(mode="after")
+    def _privacy_options(self) -> StudySpec:
+        if self.secure_aggregation and len(self.hospitals) < 2:
+            raise ValueError("secure_aggregation needs at least 2 hospitals")
+        if self.secure_aggregation and self.dp is not None:
+            raise ValueError(
+                "dp and secure_aggregation cannot be combined yet (distributed noise is not built)"
+            )
+        return self
 
     @field_validator("hospitals")
     @classmethod

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from phds.protocol.privacy import DpRequest
 from phds.protocol.studies import ServiceType
 from phds.protocol.trust import ReleaseEnvelope, SignedSpec
+from phds.secagg.messages import SessionConfig
 
 
 class TaskRequester(BaseModel):
@@ -42,6 +43,9 @@ class Task(BaseModel):
     )
     dp: DpRequest | None = Field(default=None, description="The study's differential-privacy request")
     secure_aggregation: bool = Field(default=False, description="The study asks for secure aggregation")
+    secagg: SessionConfig | None = Field(
+        default=None, description="This round's secure-aggregation session (phds.secagg), if it is one"
+    )
 
 
 class ResultStatus(StrEnum):

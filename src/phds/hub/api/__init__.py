@@ -12,6 +12,7 @@ from phds.hub.api import (
     network,
     nodes,
     organisations,
+    secagg,
     studies,
     tasks,
     tokens,
@@ -35,6 +36,7 @@ def api_router() -> APIRouter:
         nodes,
         catalogue,
         studies,
+        secagg,
         network,
     ):
         router.include_router(module.router)

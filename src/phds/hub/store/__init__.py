@@ -32,6 +32,7 @@ from phds.hub.store.repositories import (
     TokenRepo,
     UserRepo,
 )
+from phds.hub.store.secagg_models import SecAggRepo
 from phds.hub.store.study_repositories import ResultRepo, StudyRepo, TaskRepo
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class UnitOfWork:
         self.studies = StudyRepo(session)
         self.tasks = TaskRepo(session)
         self.results = ResultRepo(session)
+        self.secagg = SecAggRepo(session)
 
 
 class HubStore:

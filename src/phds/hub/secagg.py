@@ -1,0 +1,275 @@
+"""The hub's side of secure aggregation: it relays the stages and computes only the network sum.
+
+For a study with ``secure_aggregation: true``, every round whose analysis has a secure layout
+(:meth:`~phds.analyses.base.Analysis.secure_layout`) is one session of Bonawitz et al. (2017) in the
+stages of Flower's SecAgg+ (:mod:`phds.secagg`): 0 keys, 1 encrypted shares, 2 masked inputs, 3 unmask.
+Nodes post their signed messages (verified here against each node's pinned key) and long-poll the
+session for the next stage. A stage closes when every expected node has posted, or at its deadline
+(``secagg_stage_seconds``) with those that did: a node that drops out is left behind, and the round
+continues as long as at least the threshold t remain. Stage 3's close sums the masked inputs, removes
+the masks from the survivors' shares, and hands the decoded sum to the analysis's
+:meth:`~phds.analyses.base.Analysis.combine_secure` (:func:`phds.hub.runner_rounds.complete_secure_round`).
+
+Every change happens in one transaction with the study row locked, like the rest of the runner.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from phds.errors import Conflict, InputError, NotFound, PermissionDenied, PhdsError, SignatureInvalid
+from phds.hub.store import UnitOfWork
+from phds.hub.store.secagg_models import STAGE_DONE, STAGE_FAILED, SecAggSessionRow
+from phds.hub.store.study_models import StudyRow
+from phds.secagg import (
+    EncryptedShare,
+    KeysMessage,
+    MaskedInput,
+    SessionConfig,
+    UnmaskMessage,
+    aggregate,
+    collect_keys,
+    collect_masked,
+    route_shares,
+    unmask_request,
+)
+from phds.secagg.messages import round_session_id
+from phds.secagg.protocol import verify
+from phds.trust.keys import PublicKey
+
+log = logging.getLogger(__name__)
+
+STAGES = ("keys", "shares", "masked", "unmask")
+
+
+def _message(stage: int, body: Any) -> KeysMessage | MaskedInput | UnmaskMessage:
+    if stage == 0:
+        return KeysMessage.model_validate(body)
+    if stage == 2:
+        return MaskedInput.model_validate(body)
+    return UnmaskMessage.model_validate(body)
+
+
+class SessionView(BaseModel):
+    """What a participant may see of its session: the stage and what each closed stage decided."""
+
+    session_id: str
+    study_id: str
+    round: int
+    stage: int = Field(description="0 keys, 1 shares, 2 masked, 3 unmask, 4 done, 5 failed")
+    error: str | None = None
+    config: dict[str, Any]
+    node_keys: dict[str, str] = Field(description="Participants' Ed25519 keys as the hub pinned them")
+    keys: list[dict[str, Any]] = Field(default_factory=list, description="Stage 0's keys (U1)")
+    shares: list[dict[str, Any]] = Field(default_factory=list, description="Stage 1's shares for you (U2)")
+    survivors: list[str] = Field(default_factory=list)
+    dropped: list[str] = Field(default_factory=list)
+    masked: list[dict[str, Any]] = Field(default_factory=list, description="When done: every masked input")
+    unmasks: list[dict[str, Any]] = Field(default_factory=list, description="When done: the unmask answers")
+    outcome: dict[str, Any] | None = None
+
+
+def pinned_keys(uow: UnitOfWork, study: StudyRow, names: list[str]) -> dict[str, PublicKey]:
+    """The participants' node keys the hub pinned at enrolment."""
+    keys: dict[str, PublicKey] = {}
+    for target in study.targets:
+        name = target.organisation.name
+        if name in names:
+            node = uow.nodes.get(target.node_id)
+            key = node.public_key if node is not None else None
+            if key is None:
+                raise InputError(f"hospital {name}'s node has no pinned key", field="secure_aggregation")
+            keys[name] = PublicKey.from_b64(str(key))
+    return keys
+
+
+def open_session(
+    uow: UnitOfWork, study: StudyRow, participants: list[str], now: datetime, stage_seconds: float
+) -> SessionConfig | None:
+    """Open the round's session when the study asks for secure aggregation and the round has a layout."""
+    if not study.spec.get("secure_aggregation"):
+        return None
+    from phds.analyses import get_analysis
+
+    analysis = get_analysis(study.analysis, study.analysis_version)
+    params = analysis.parse_params(study.spec["analysis"]["params"])
+    layout = analysis.secure_layout(params, study.round, study.round_state)
+    if layout is None:
+        return None
+    config = SessionConfig(
+        session_id=round_session_id(study.id, study.round),
+        participants=sorted(participants),
+        vector_length=layout.length,
+        scale=layout.scale,
+        clip=layout.clip,
+    )
+    uow.secagg.add(
+        SecAggSessionRow(
+            study_id=study.id, round=study.round, config=config.model_dump(mode="json"), stage=0,
+            stage_deadline=now + timedelta(seconds=stage_seconds), updated_at=now,
+        )
+    )  # fmt: skip
+    log.info(
+        "study %s round %d: secure aggregation over %d hospitals", study.id, study.round, len(participants)
+    )
+    return config
+
+
+def _config(row: SecAggSessionRow) -> SessionConfig:
+    return SessionConfig.model_validate(row.config)
+
+
+def _stored(uow: UnitOfWork, row: SecAggSessionRow, stage: int) -> list[Any]:
+    out: list[Any] = []
+    for m in uow.secagg.messages(row.study_id, row.round, stage):
+        if stage == 1:
+            out.extend(EncryptedShare.model_validate(s) for s in m.body)
+        else:
+            out.append(_message(stage, m.body))
+    return out
+
+
+def receive(
+    uow: UnitOfWork, study: StudyRow, row: SecAggSessionRow, hospital: str, stage: int, body: Any
+) -> bool:
+    """Take one node's message for *stage*; False for a repeat of what it already posted."""
+    config = _config(row)
+    if hospital not in config.participants:
+        raise PermissionDenied(f"hospital {hospital} takes no part in session {config.session_id}")
+    if not 0 <= stage <= 3:
+        raise NotFound(f"no stage {stage}")
+    repeat = uow.secagg.messages(row.study_id, row.round, stage, sender=hospital)
+    if repeat:
+        if repeat[0].body == body:
+            return False
+        raise Conflict(f"{hospital} already posted a different {STAGES[stage]} message")
+    if row.stage != stage:
+        state = "failed" if row.stage == STAGE_FAILED else ("closed" if row.stage > stage else "not open yet")
+        raise Conflict(f"the {STAGES[stage]} stage of session {config.session_id} is {state}")
+    pinned = pinned_keys(uow, study, config.participants)
+    messages = _parse(stage, body)
+    for message in messages:
+        if message.sender != hospital:
+            raise PermissionDenied(f"a message signed as {message.sender!r} cannot come from {hospital}")
+        verify(message, config, {hospital: pinned[hospital]})
+    uow.secagg.add_message(row.study_id, row.round, stage, hospital, body)
+    return True
+
+
+def _parse(stage: int, body: Any) -> list[Any]:
+    try:
+        if stage == 1:
+            if not isinstance(body, list):
+                raise InputError("stage 1 takes a list of encrypted shares", field="body")
+            return [EncryptedShare.model_validate(s) for s in body]
+        return [_message(stage, body)]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(err["msg"], field=".".join(str(p) for p in err["loc"]) or "body") from None
+
+
+def expected(uow: UnitOfWork, row: SecAggSessionRow) -> set[str]:
+    """Who must still post for the open stage before it closes early."""
+    config, sets = _config(row), row.request or {}
+    wanted = {
+        0: config.participants,
+        1: sets.get("u1", []),
+        2: sets.get("u2", []),
+        3: sets.get("survivors", []),
+    }
+    posted = {m.sender for m in uow.secagg.messages(row.study_id, row.round, row.stage)}
+    return set(wanted.get(row.stage, [])) - posted
+
+
+def close_stage(
+    uow: UnitOfWork, study: StudyRow, row: SecAggSessionRow, now: datetime, stage_seconds: float
+) -> bool:
+    """Close the open stage with the messages it has; True when the session is done (sum ready).
+
+    A stage that leaves fewer than the threshold fails the session (``row.error`` says why)."""
+    config = _config(row)
+    pinned = pinned_keys(uow, study, config.participants)
+    sets = dict(row.request or {})
+    try:
+        keys = _stored(uow, row, 0)
+        if row.stage == 0:
+            sets["u1"] = list(collect_keys(config, pinned, keys))
+        elif row.stage == 1:
+            sets["u2"] = _share_senders(config, pinned, keys, _stored(uow, row, 1))
+        elif row.stage == 2:
+            masked = collect_masked(config, pinned, keys, _stored(uow, row, 2))
+            sets["survivors"], sets["dropped"] = unmask_request(config, masked)
+        else:
+            result = aggregate(config, keys, _stored(uow, row, 2), _stored(uow, row, 3), verify_keys=pinned)
+            row.outcome = {
+                "sums": [float(v) for v in config.decode(result.total)],
+                "contributors": list(result.contributors),
+                "dropped_before_input": list(result.dropped_before_input),
+                "dropped_after_input": list(result.dropped_after_input),
+                "threshold": config.threshold,
+                "participants": list(config.participants),
+            }
+    except (PhdsError, SignatureInvalid) as exc:
+        row.stage, row.error, row.updated_at = (
+            STAGE_FAILED,
+            f"{STAGES[min(row.stage, 3)]}: {exc.message}",
+            now,
+        )
+        log.warning("session %s failed: %s", config.session_id, row.error)
+        return False
+    row.request = sets
+    row.stage += 1
+    row.stage_deadline = now + timedelta(seconds=stage_seconds)
+    row.updated_at = now
+    return row.stage == STAGE_DONE
+
+
+def _share_senders(
+    config: SessionConfig, pinned: dict[str, PublicKey], keys: list[Any], shares: list[Any]
+) -> list[str]:
+    """U2: the senders whose shares reached every party of U1."""
+    routed = route_shares(config, pinned, keys, shares)
+    senders: set[str] = set()
+    for received in routed.values():
+        senders |= {s.sender for s in received}
+    return config.ordered(list(senders))
+
+
+def view(uow: UnitOfWork, study: StudyRow, row: SecAggSessionRow, hospital: str | None) -> SessionView:
+    """The session as *hospital* (None: anyone allowed to see the transcript) may see it."""
+    config = _config(row)
+    sets = row.request or {}
+    pinned = pinned_keys(uow, study, config.participants)
+    out = SessionView(
+        session_id=config.session_id, study_id=str(row.study_id), round=row.round, stage=row.stage,
+        error=row.error, config=row.config, node_keys={n: k.b64 for n, k in pinned.items()},
+    )  # fmt: skip
+    if row.stage >= 1:
+        u1 = set(sets.get("u1", []))
+        out.keys = [m.body for m in uow.secagg.messages(row.study_id, row.round, 0) if m.sender in u1]
+    if row.stage >= 2 and hospital is not None:
+        u2 = set(sets.get("u2", []))
+        out.shares = [s for m in uow.secagg.messages(row.study_id, row.round, 1) if m.sender in u2
+                      for s in m.body if s.get("recipient") == hospital]  # fmt: skip
+    if row.stage >= 3:
+        out.survivors, out.dropped = list(sets.get("survivors", [])), list(sets.get("dropped", []))
+    if row.stage == STAGE_DONE:
+        out.masked = [m.body for m in uow.secagg.messages(row.study_id, row.round, 2)]
+        out.unmasks = [m.body for m in uow.secagg.messages(row.study_id, row.round, 3)]
+        out.outcome = row.outcome
+    return out
+
+
+__all__ = [
+    "STAGES",
+    "SessionView",
+    "close_stage",
+    "expected",
+    "open_session",
+    "receive",
+    "view",
+]
