@@ -1,4 +1,4 @@
-"""The server's side of secure aggregation (Bonawitz et al. 2017, §4 and Figure 4, server steps).
+"""The server's side of secure aggregation (Bonawitz et al. 2017, the server's steps in Figure 4).
 
 Pure functions over message lists, so the hub can run them on the messages it stored:
 
@@ -10,13 +10,14 @@ Pure functions over message lists, so the hub can run them on the messages it st
   survivors U3, at least t) and the request sent to each survivor: survivors, and dropped = U2 \\ U3;
 * :func:`aggregate`: stage 3, from at least t unmask answers, reconstruct b_v for every survivor and
   subtract PRG(b_v); reconstruct s_v^SK for every dropped v and remove the pairwise masks survivors
-  added with v. Then Σ_{u∈U3} y_u minus these masks is Σ_{u∈U3} x_u mod 2^64 (§4, correctness).
+  added with v. Then Σ_{u∈U3} y_u minus these masks is Σ_{u∈U3} x_u mod 2^64 (the correctness
+  argument of §4).
 
 Every message's session, sender and Ed25519 signature are checked against the pinned node keys. The
-server learns the sum over U3 and nothing else about any x_u (§6, Theorem 6.2, semi-honest): each y_u
-is hidden by PRG(b_u), whose seed is revealed only for parties whose y_u is in the sum, and the
-pairwise masks of a dropped party are revealed only when its input is not. :class:`Aggregator` is the
-same as a stateful object that checks each message on arrival.
+server learns the sum over U3 and nothing else about any x_u (§6.1, honest-but-curious security):
+each y_u is hidden by PRG(b_u), whose seed is revealed only for parties whose y_u is in the sum, and
+the pairwise masks of a dropped party are revealed only when its input is not. :class:`Aggregator` is
+the same as a stateful object that checks each message on arrival.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ class Signed(WireModel):
 
 
 class KeysMessage(Signed):
-    """Stage 0 (Bonawitz §4 AdvertiseKeys): the sender's two ephemeral X25519 public keys."""
+    """Stage 0 (Figure 4, round 0, AdvertiseKeys): the sender's two ephemeral X25519 public keys."""
 
     CONTEXT: ClassVar[str] = "phds.secagg.keys.v1"
 
@@ -136,7 +136,7 @@ class KeysMessage(Signed):
 
 
 class EncryptedShare(Signed):
-    """Stage 1 (Bonawitz §4 ShareKeys): the recipient's shares of b_sender and s_sender^SK, AES-GCM
+    """Stage 1 (Figure 4, round 1, ShareKeys): the recipient's shares of b_sender and s_sender^SK, AES-GCM
     encrypted under agree(c_sender, c_recipient); the hub routes it and sees only ciphertext."""
 
     CONTEXT: ClassVar[str] = "phds.secagg.share.v1"
@@ -146,7 +146,7 @@ class EncryptedShare(Signed):
 
 
 class MaskedInput(Signed):
-    """Stage 2 (Bonawitz §4 MaskedInputCollection): the masked vector y_u.
+    """Stage 2 (Figure 4, round 2, MaskedInputCollection): the masked vector y_u.
 
     ``share_senders`` is the set U2 the sender masked over (who sent it shares); ``b_commitment`` is
     SHA-256 of its self-mask seed b_u (uniform, 256 bits, so it hides b_u) against which the hub checks
@@ -161,7 +161,7 @@ class MaskedInput(Signed):
 
 
 class UnmaskMessage(Signed):
-    """Stage 3 (Bonawitz §4 Unmasking): the sender's shares of b_v for each survivor v and of s_v^SK
+    """Stage 3 (Figure 4, round 4, Unmasking): the sender's shares of b_v for each survivor v and of s_v^SK
     for each dropped v, keyed by v; the lists it answered are signed with them."""
 
     CONTEXT: ClassVar[str] = "phds.secagg.unmask.v1"

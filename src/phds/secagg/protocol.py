@@ -1,20 +1,22 @@
-"""The participant's side of secure aggregation (Bonawitz et al. 2017, §4 and Figure 4, semi-honest).
+"""The participant's side of secure aggregation: Bonawitz et al. 2017, semi-honest (the intuition in §4,
+the rounds as in the paper's detailed protocol, Figure 4).
 
 A :class:`Participant` (a node) moves through four stages, one call each:
 
 0. :meth:`~Participant.advertise` → :class:`KeysMessage`: fresh X25519 keys c_u (share encryption)
-   and s_u (pairwise masks), signed with the node's Ed25519 key (§4 round 0, AdvertiseKeys).
+   and s_u (pairwise masks), signed with the node's Ed25519 key (Figure 4, round 0, AdvertiseKeys).
 1. :meth:`~Participant.share_keys` → one :class:`EncryptedShare` per party that advertised (U1, itself
    included): after checking every peer's signature, draws the self-mask seed b_u and t-of-n Shamir
    shares of b_u and of s_u^SK, and encrypts each recipient's pair with AES-GCM under
-   agree(c_u, c_v) (§4 round 1, ShareKeys).
+   agree(c_u, c_v) (Figure 4, round 1, ShareKeys).
 2. :meth:`~Participant.masked_input` → :class:`MaskedInput`: with U2 the senders of the shares it
    received, y_u = x_u + PRG(b_u) + Σ_{v∈U2, v after u} PRG(s_u,v) − Σ_{v∈U2, v before u} PRG(s_u,v)
    mod 2^64, where s_u,v = HKDF(X25519(s_u, s_v)) and "before/after" is the configuration's order
-   (§4 round 2, MaskedInputCollection). Its own secrets are then forgotten.
+   (Figure 4, round 2, MaskedInputCollection). Its own secrets are then forgotten.
 3. :meth:`~Participant.unmask` → :class:`UnmaskMessage`: for each survivor v its share of b_v, for each
    dropped v its share of s_v^SK, never both for one v: asked for both (in one request or across
-   two), it refuses, as §4 requires; and it refuses fewer than t survivors (§4 round 4, Unmasking).
+   two), it refuses, as §4 requires; it also refuses fewer than t survivors (Figure 4, round 4,
+   Unmasking).
 
 Round 3 of the paper (ConsistencyCheck) guards against an active server and is left out, as in
 Flower's SecAgg+ for the semi-honest setting. The threshold is a strict majority (see
@@ -208,9 +210,9 @@ class Participant:
         except ValidationError as exc:
             raise InputError(f"not a secure-aggregation participant state ({exc.error_count()} errors)",
                              field="state") from None  # fmt: skip
-        self = cls.__new__(cls)
-        self._load(parsed, signing_key)
-        return self
+        participant = cls.__new__(cls)
+        participant._load(parsed, signing_key)
+        return participant
 
     def _need(self, *stages: Stage) -> None:
         if self._state.stage not in stages:
