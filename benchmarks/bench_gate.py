@@ -9,6 +9,8 @@
   *first round* with a design the gate has not seen (cross-classification, leverage, weights, dominance,
   and the hub β's admissibility); *later rounds* with the same design, which the gate checked once, and a
   new β checked every round.
+* **DP release**: the same feasibility release (without the undeclared year breakdown) under exact rules
+  and under differential privacy: the DP step's overhead per release.
 * **Signatures**: sealing a release in an Ed25519 envelope at the node and opening it (verifying) at the
   requester, for a feasibility payload and for a 12-parameter GLM payload.
 
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import median_seconds, write_result
+from phds.analyses.context import DpInForce
 from phds.node.audit import AuditLog, NodeDatabase
 from phds.node.gate import AuditStep, Gate, GateContext
 from phds.node.gate.rules import RulesStep, ValidateStep
@@ -89,6 +92,31 @@ def feasibility(folder: Path) -> dict[str, Any]:
         db.close()
     results["added_ms"] = results["full"]["median_ms"] - results["baseline"]["median_ms"]
     return results
+
+
+def dp_release(folder: Path) -> dict[str, Any]:
+    """One feasibility release (a count and two declared breakdowns) with exact rules against the same
+    release under differential privacy (OpenDP discrete Gaussian, ε = 1 per study): the DP step's
+    overhead per release. Each DP release is fresh (a new cohort), so the ledger's cache never answers."""
+    rng = np.random.default_rng(3)
+    out: dict[str, Any] = {}
+    for label in ("exact", "dp"):
+        db = NodeDatabase(folder / f"dp-{label}" / "node.db")
+        gate = Gate(Policy(), AuditLog(db))
+        runs = []
+        for i in range(REPEATS + 1):
+            aggregates = [a for a in _feasibility(rng) if a.name != "by_year"]
+            dp = DpInForce(rho=0.0244, delta=1e-6) if label == "dp" else None
+            ctx = GateContext(f"s{i}", f"t{i}", "org", "feasibility.count", dp=dp)
+            start = time.perf_counter()
+            gate.release(ctx, aggregates)
+            runs.append(time.perf_counter() - start)
+        runs = runs[1:]  # the first call builds OpenDP's measurements
+        out[label] = {"median_ms": statistics.median(runs) * 1e3, "runs_ms": [r * 1e3 for r in runs]}
+        db.close()
+    out["added_ms"] = out["dp"]["median_ms"] - out["exact"]["median_ms"]
+    out["ratio"] = out["dp"]["median_ms"] / out["exact"]["median_ms"]
+    return out
 
 
 def glm_round(folder: Path) -> dict[str, Any]:
@@ -157,6 +185,7 @@ def main() -> dict[str, Any]:
                 "history": HISTORY,
                 **feasibility(folder),
             },
+            "dp_release": {"cohort": COHORT, **dp_release(folder)},
             "glm_round": {"rows": GLM_ROWS, "columns": GLM_COLUMNS, **glm_round(folder)},
             "signatures": signatures(),
         }

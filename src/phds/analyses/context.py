@@ -107,7 +107,9 @@ class LocalContext:
     memory: Memory = field(default_factory=DictMemory)
     requester_memory: Memory = field(default_factory=DictMemory)
     dp: DpInForce | None = None  # differential privacy in force for this study; None: exact answers
-    secure_aggregation: bool = False  # the study's releases leave only as a secure network sum
+    secure_aggregation: bool = False
+    """The study combines releases by secure aggregation (the hub sees only network sums), so a local
+    step must release on grids that do not depend on the data (the hub fixes the sum's layout first)."""
 
     @property
     def k(self) -> int:

@@ -16,6 +16,7 @@ Round 1 agrees the design: events and dropped rows (counts) and the levels of ca
   grouped to the agreed bins, which is the fit on exact times when no grid cells had to merge.
 
 Ties: Efron (default, as lifelines) or Breslow. Rows with a missing value are dropped at the node.
+Under secure aggregation the Newton rounds of both modes are network sums (:mod:`phds.analyses.cox_secure`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
+from phds.analyses import cox_secure
+from phds.analyses.base import Analysis, Final, LocalStep, NextRound, SecureLayout, released_values
 from phds.analyses.context import LocalContext
 from phds.analyses.cox_bins import (
     SurvivalFrame,
@@ -155,6 +157,7 @@ class CoxPH(Analysis[CoxParams]):
     title: ClassVar[str] = "Cox proportional hazards"
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "tabular"
     params_model = CoxParams
+    secure_aggregation_support: ClassVar[bool] = True
 
     # -- node ----------------------------------------------------------------------------------------
 
@@ -270,12 +273,23 @@ class CoxPH(Analysis[CoxParams]):
         done, new = newton_step(new, ll, grad, hess, params.max_iterations)
         if not done:
             return NextRound(new)
+        return self._final(params, new, hospitals, sum(int(v) for v in n_by.values()), n_by)
+
+    def _final(
+        self,
+        params: CoxParams,
+        new: dict[str, Any],
+        hospitals: list[str],
+        n: int,
+        n_by: Mapping[str, int] | None,
+    ) -> Final:
+        """The result at the converged β (``n_by_hospital`` only when the hospitals' n were released)."""
         result: dict[str, Any] = {
             "mode": "stratified_by_hospital" if params.stratified_by_hospital else "unstratified",
             "ties": params.ties,
             "hospitals": hospitals,
-            "n": sum(int(v) for v in n_by.values()),
-            "n_by_hospital": n_by,
+            "n": n,
+            **({"n_by_hospital": dict(n_by)} if n_by is not None else {}),
             "events": sum(v or 0 for v in new["events_by_hospital"].values()),
             "events_by_hospital": new["events_by_hospital"],
             "dropped_by_hospital": new["dropped_by_hospital"],
@@ -292,7 +306,47 @@ class CoxPH(Analysis[CoxParams]):
                 f"event times grouped into {len(edges)} bins that every hospital admits; the fit equals "
                 "the pooled Cox fit on durations grouped to these bins"
             )
+        if n_by is None:
+            result["secure_aggregation"] = True
+            notes.append("combined by secure aggregation: the hub saw network sums of the Newton rounds only")
         return Final(result, notes)
+
+    # -- secure aggregation (phds.secagg): the Newton rounds as network sums ----------------------
+
+    def secure_layout(
+        self, params: CoxParams, round_no: int, state: Mapping[str, Any]
+    ) -> SecureLayout | None:
+        """None for the rounds that fix levels and bins (unions and intersections, not sums)."""
+        return cox_secure.layout(params.stratified_by_hospital, params.ties, round_no, state)
+
+    def secure_summands(
+        self, params: CoxParams, round_no: int, state: Mapping[str, Any], payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        found = cox_secure.required(self.secure_layout(params, round_no, state))
+        name = "cox_step" if params.stratified_by_hospital else "risk_sets"
+        return cox_secure.summands(found, len(state["columns"]), released_values(payload)[name])
+
+    def combine_secure(
+        self,
+        params: CoxParams,
+        round_no: int,
+        state: Mapping[str, Any],
+        sums: Mapping[str, Any],
+        contributors: list[str],
+    ) -> Final | NextRound:
+        """:meth:`combine`'s Newton step from the sums; the Newton stop allows for their fixed-point error."""
+        found = cox_secure.required(self.secure_layout(params, round_no, state))
+        missing = set(state["hospitals"]) - set(contributors)
+        if missing:
+            raise InputError(f"hospitals stopped answering: {', '.join(sorted(missing))}", field="analysis")
+        ll, grad, hess, ll_error, grad_error = cox_secure.evaluate(
+            found, sums, state, params.ties, params.stratified_by_hospital, len(contributors)
+        )
+        done, new = newton_step(dict(state), ll, grad, hess, params.max_iterations,
+                                ll_error=ll_error, grad_error=grad_error)  # fmt: skip
+        if not done:
+            return NextRound(new)
+        return self._final(params, new, sorted(contributors), round(float(sums["n_obs"][0])), None)
 
     @staticmethod
     def _design_round(

@@ -5,6 +5,10 @@ the next β is β + Δ with Δ = −H⁻¹g. When ℓ falls, the previous step i
 R's ``coxph`` do). The fit has converged when max|Δ| < 1e-10; the result is reported at the β where ℓ,
 g and H were evaluated, with standard errors from (−H)⁻¹, Wald z and p, hazard ratios with 95 % CIs,
 and the likelihood-ratio test against β = 0.
+
+Under secure aggregation ℓ and g are known only to within the fixed-point error of their sums (ε_ℓ, and
+ε_g per entry): the step Δ is then known to within ‖(−H)⁻¹‖_∞ ε_g (first order), so the fit stops when
+max|Δ| is below 1e-10 plus twice that, and ℓ counts as falling only when it falls by more than 2ε_ℓ.
 """
 
 from __future__ import annotations
@@ -24,9 +28,17 @@ Z_95 = float(stats.norm.ppf(0.975))
 
 
 def newton_step(
-    state: Mapping[str, Any], ll: float, grad: FloatArray, hess: FloatArray, max_iterations: int
+    state: Mapping[str, Any],
+    ll: float,
+    grad: FloatArray,
+    hess: FloatArray,
+    max_iterations: int,
+    *,
+    ll_error: float = 0.0,
+    grad_error: FloatArray | float = 0.0,
 ) -> tuple[bool, dict[str, Any]]:
-    """Return (converged, new state); the new state's ``beta`` is where to evaluate next."""
+    """Return (converged, new state); the new state's ``beta`` is where to evaluate next. *ll_error* and
+    *grad_error* bound the errors of ℓ and g (0 in the clear; see the module docstring)."""
     beta = np.asarray(state["beta"], dtype=np.float64)
     iteration = int(state.get("iteration", 0)) + 1
     new = dict(state)
@@ -34,7 +46,7 @@ def newton_step(
     if "ll_null" not in state:
         new["ll_null"] = ll
     prev = state.get("prev")
-    if prev is not None and ll < prev["ll"] - 1e-12 * abs(prev["ll"]):
+    if prev is not None and ll < prev["ll"] - 1e-12 * abs(prev["ll"]) - 2 * ll_error:
         step = prev["step"] / 2
         if step < 1e-6:
             raise InputError("the Cox model did not converge (step-halving failed)", field="analysis")
@@ -45,7 +57,11 @@ def newton_step(
         delta = np.linalg.solve(-hess, grad)
     except np.linalg.LinAlgError as exc:
         raise InputError("the Hessian is singular: covariates are collinear", field="analysis") from exc
-    if float(np.max(np.abs(delta), initial=0.0)) < TOLERANCE:
+    resolution = 0.0
+    if np.any(np.asarray(grad_error) > 0):  # ‖(−H)⁻¹‖_∞ ε_g, the step's first-order error
+        inverse = np.abs(np.linalg.inv(-hess)) @ np.broadcast_to(grad_error, grad.shape)
+        resolution = 2 * float(np.max(inverse, initial=0.0))
+    if float(np.max(np.abs(delta), initial=0.0)) < TOLERANCE + resolution:
         new.update(beta=beta.tolist(), ll=ll, hessian=hess.tolist())
         return True, new
     if iteration >= max_iterations:

@@ -6,6 +6,11 @@ group at index and calendar year of index; its gate suppresses counts below the 
 cell count (with complementary suppression inside each breakdown) and guards against differencing
 with the cohort's person ids, which never leave the node. The runner adds released counts over
 hospitals; a network total or cell that includes a suppressed count is reported as an interval.
+
+Under secure aggregation (:mod:`phds.secagg`) only the network sums leave: each count travels as the
+integers ``[lower, upper, suppressed]`` (scale 1, so exact), the breakdowns on the fixed vocabulary
+grids (sex, ICH E11 age group; year has none and is refused), and the result lists the contributing
+hospitals with empty entries instead of their counts.
 """
 
 from __future__ import annotations
@@ -18,16 +23,28 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from phds.analyses.base import Analysis, Final, KnownConcepts, LocalStep, NextRound, released_values
+from phds.analyses.base import (
+    Analysis,
+    Final,
+    KnownConcepts,
+    LocalStep,
+    NextRound,
+    SecureLayout,
+    released_values,
+)
 from phds.analyses.context import LocalContext
 from phds.cohorts import CohortDefinition, count_cohort_persons, parse_cohort, validate_concepts
 from phds.cohorts.count import AGE_GROUP_LEVELS, SEX_LEVELS
 from phds.errors import InputError
 from phds.privacy.aggregates import Aggregate, BreakdownAggregate, CountAggregate, Persons
 from phds.privacy.disclosure import network_total
-from phds.protocol.releases import ReleasedCount
+from phds.protocol.releases import NetworkTotal, ReleasedCount
 
 Breakdown = Literal["sex", "age_group", "year"]
+FIXED_GRIDS: dict[str, tuple[str, ...]] = {"sex": SEX_LEVELS, "age_group": AGE_GROUP_LEVELS}
+"""Breakdowns on a vocabulary that does not depend on the data (sex; ICH E11 groups); years have none."""
+COUNT_CLIP = float(2**40)
+"""The largest count a secure sum carries (32 parties · 2⁴⁰ < 2⁶², the ring's headroom)."""
 
 
 class FeasibilityParams(BaseModel):
@@ -66,6 +83,7 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "omop"
     params_model = FeasibilityParams
     dp_support: ClassVar[bool] = True
+    secure_aggregation_support: ClassVar[bool] = True
 
     def check_at_hub(self, params: FeasibilityParams, known_concepts: KnownConcepts | None = None) -> None:
         try:
@@ -88,13 +106,14 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
         for dim in params.breakdowns:
             observed = list(counts.table(dim))
             # Sex and ICH E11 groups are a fixed vocabulary; years are integer codes.
-            fixed = {"sex": SEX_LEVELS, "age_group": AGE_GROUP_LEVELS}.get(dim)
+            fixed = FIXED_GRIDS.get(dim)
             declared = fixed is not None and set(observed) <= set(fixed)
-            if ctx.dp is not None:  # noise on a grid that does not depend on the data
+            # Noise, or a secure sum whose layout the hub fixed, needs a grid that is not the data's.
+            if ctx.dp is not None or ctx.secure_aggregation:
                 if fixed is None or not declared:
+                    why = "differential privacy" if ctx.dp is not None else "secure aggregation"
                     raise InputError(
-                        f"under differential privacy a breakdown needs a fixed grid: {dim} has none; "
-                        "use sex or age_group",
+                        f"under {why} a breakdown needs a fixed grid: {dim} has none; use sex or age_group",
                         field="analysis.params.breakdowns",
                     )
                 observed = list(fixed)
@@ -135,6 +154,89 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
                 "breakdowns": network,
             }
         )
+
+    # -- secure aggregation: every count as [lower, upper, suppressed] -----------------------------
+
+    def secure_layout(
+        self, params: FeasibilityParams, round_no: int, state: Mapping[str, Any]
+    ) -> SecureLayout | None:
+        """``persons`` and each breakdown's fixed grid (cells in vocabulary order), 3 integers a count."""
+        blocks = [("persons", 3)] + [(f"by_{dim}", 3 * len(_grid(dim))) for dim in params.breakdowns]
+        return SecureLayout(tuple(blocks), scale=1, clip=COUNT_CLIP)
+
+    def secure_summands(
+        self, params: FeasibilityParams, round_no: int, state: Mapping[str, Any], payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The node's released counts as integer triples; its breakdowns must be on the fixed grids."""
+        values = released_values(payload)
+        out: dict[str, Any] = {"persons": _triple(_count(values["persons"]))}
+        for dim in params.breakdowns:
+            cells = values[f"by_{dim}"]["cells"]
+            grid = _grid(dim)
+            if set(cells) != set(grid):
+                raise InputError(
+                    f"the {dim} breakdown was not released on its fixed grid", field="secure_aggregation"
+                )
+            out[f"by_{dim}"] = [v for cell in grid for v in _triple(_count(cells[cell]))]
+        return out
+
+    def combine_secure(
+        self,
+        params: FeasibilityParams,
+        round_no: int,
+        state: Mapping[str, Any],
+        sums: Mapping[str, Any],
+        contributors: list[str],
+    ) -> Final | NextRound:
+        """:meth:`combine`'s result from the network sums: totals and cells as intervals; ``hospitals``
+        names the contributors with empty entries (no hospital's count is known)."""
+        layout = self.secure_layout(params, round_no, state)
+        assert layout is not None
+        missing = [name for name, _ in layout.blocks if name not in sums]
+        if missing:
+            raise InputError(f"the secure sum has no block {missing[0]!r}", field="secure_aggregation")
+        network: dict[str, dict[str, Any]] = {}
+        for dim in params.breakdowns:
+            triples = _triples(sums[f"by_{dim}"], len(_grid(dim)))
+            network[dim] = {cell: _network(t) for cell, t in sorted(zip(_grid(dim), triples, strict=True))}
+        return Final(
+            {
+                "hospitals": {h: {} for h in sorted(contributors)},
+                "total": _network(_triples(sums["persons"], 1)[0]),
+                "breakdowns": network,
+                "secure_aggregation": True,
+            }
+        )
+
+
+def _grid(dim: str) -> tuple[str, ...]:
+    grid = FIXED_GRIDS.get(dim)
+    if grid is None:
+        raise InputError(
+            f"under secure aggregation a breakdown needs a fixed grid: {dim} has none; use sex or age_group",
+            field="analysis.params.breakdowns",
+        )
+    return grid
+
+
+def _triple(count: ReleasedCount) -> list[int]:
+    if count.dp is not None:
+        raise InputError(
+            "noisy (differentially private) counts are not combined by secure aggregation",
+            field="secure_aggregation",
+        )
+    return [count.lower, count.upper, int(count.suppressed)]
+
+
+def _triples(block: Any, cells: int) -> list[tuple[int, int, int]]:
+    """A summed block as integer triples; fixed-point sums of integers at scale 1 are integers."""
+    values = np.rint(np.asarray(block, dtype=float)).astype(np.int64).reshape(cells, 3)
+    return [(int(lo), int(hi), int(s)) for lo, hi, s in values]
+
+
+def _network(triple: tuple[int, int, int]) -> dict[str, Any]:
+    lower, upper, suppressed = triple
+    return _total_json(NetworkTotal(lower=lower, upper=upper, suppressed_contributions=suppressed))
 
 
 def _count(raw: Mapping[str, Any]) -> ReleasedCount:

@@ -20,6 +20,9 @@ counts of every two-valued design column and outcome, so the gate applies DataSH
 nfilter.tab. If a hospital drops out (refused, failed), the fit starts again from the design round with
 the hospitals left, so every β is computed from one consistent set of hospitals. The round state, which
 every node receives with its next task, holds network totals only, never another hospital's values.
+
+Under secure aggregation the design round stays in the clear and every IRLS round is a network sum
+(:mod:`phds.analyses.glm_secure`); the result then has no ``n_by_hospital`` (see :meth:`Glm.combine_secure`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
+from phds.analyses import glm_secure
+from phds.analyses.base import Analysis, Final, LocalStep, NextRound, SecureLayout, released_values
 from phds.analyses.context import LocalContext
 from phds.analyses.glm_design import (
     build_design,
@@ -139,6 +143,7 @@ class Glm(Analysis[GlmParams]):
     title: ClassVar[str] = "Generalised linear model (federated IRLS)"
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "tabular"
     params_model = GlmParams
+    secure_aggregation_support: ClassVar[bool] = True
 
     def check_at_hub(self, params: GlmParams, known_concepts: Any = None) -> None:
         formula, _, _ = params.parsed()
@@ -220,7 +225,40 @@ class Glm(Analysis[GlmParams]):
         if sorted(released) != state["hospitals"]:
             # Start again from the design round with the hospitals left: levels and means may change.
             return NextRound({"phase": "design", "restarts": int(state["restarts"]) + 1})
-        return self._iterate(params, dict(state), {h: _glm(p) for h, p in released.items()})
+        answers = {h: _glm(p) for h, p in released.items()}
+        n_by_hospital = {h: n_h for h, (n_h, _) in sorted(answers.items())}
+        return self._iterate(params, dict(state), [v for _, v in answers.values()], n_by_hospital)
+
+    # -- secure aggregation (phds.secagg): IRLS rounds as network sums ----------------------------
+    def secure_layout(
+        self, params: GlmParams, round_no: int, state: Mapping[str, Any]
+    ) -> SecureLayout | None:
+        """None for the design round, which stays clear: it fixes the level names (a union, not a sum)
+        and the gate checks its n against nfilter; then the Gram blocks of each IRLS round."""
+        return glm_secure.layout(params.formula, state)
+
+    def secure_summands(
+        self, params: GlmParams, round_no: int, state: Mapping[str, Any], payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        n, values = _glm(payload)
+        return glm_secure.summands(params.formula, state, n, values)
+
+    def combine_secure(
+        self,
+        params: GlmParams,
+        round_no: int,
+        state: Mapping[str, Any],
+        sums: Mapping[str, Any],
+        contributors: list[str],
+    ) -> Final | NextRound:
+        """:meth:`combine` on the sums, as if one hospital had released them. Per-hospital n are not in
+        the result: the design round released them in the clear, but the round state (which every node
+        receives) holds network totals only, so the hub's combine never sees them here."""
+        glm_secure.required(params.formula, state)
+        if sorted(contributors) != state["hospitals"]:  # as combine: start again with those left
+            return NextRound({"phase": "design", "restarts": int(state["restarts"]) + 1})
+        values, error = glm_secure.network_values(params.formula, state, sums, len(contributors))
+        return self._iterate(params, dict(state), [values], None, error)
 
     def _start(self, params: GlmParams, round1: Mapping[str, Any], restarts: int) -> dict[str, Any]:
         """The IRLS state from the hospitals' round-1 releases; it holds network totals only, since
@@ -272,13 +310,19 @@ class Glm(Analysis[GlmParams]):
         }
 
     def _iterate(
-        self, params: GlmParams, state: dict[str, Any], answers: Mapping[str, tuple[int, dict[str, Any]]]
+        self,
+        params: GlmParams,
+        state: dict[str, Any],
+        values: list[dict[str, Any]],
+        n_by_hospital: Mapping[str, int] | None,
+        error: float = 0.0,
     ) -> Final | NextRound:
+        """One IRLS round at the hub from the hospitals' values (or one pseudo-hospital's: the sums,
+        each deviance within *error* of the exact one, so two within 2·error are indistinguishable)."""
         family = Family(params.family)
-        values = {h: v for h, (_, v) in answers.items()}
         for key in ("history", "scales", "null_history", "null_scales"):
             state[key] = list(state[key])
-        columns = {tuple(v["columns"]) for v in values.values()}
+        columns = {tuple(v["columns"]) for v in values}
         if len(columns) != 1:
             raise InputError("hospitals built different designs; levels were not shared", field="analysis")
         cols = list(next(iter(columns)))
@@ -286,7 +330,7 @@ class Glm(Analysis[GlmParams]):
         if n <= p:
             raise InputError("more parameters than observations", field="analysis.params.formula")
         if not state["main_done"]:
-            main = [v["main"] for v in values.values()]
+            main = [v["main"] for v in values]
             dev = math.fsum(m["deviance"] for m in main)
             pearson = math.fsum(m["pearson"] for m in main)
             scale = pearson / (n - p) if family.estimates_scale else 1.0
@@ -294,17 +338,18 @@ class Glm(Analysis[GlmParams]):
             history.append(dev / (scales[-1] if scales else scale))  # scaled by the scale in force
             scales.append(scale)
             iteration = len(history) - 1
-            if converged(history, params.tol) or iteration >= params.max_iter:
+            tol = params.tol + 2 * error / (scales[-2] if len(scales) > 1 else scale)
+            if converged(history, tol) or iteration >= params.max_iter:
                 state["main_done"] = True
                 state["main_result"] = {
                     "beta": state["beta"], "r": state["r"], "deviance": dev, "pearson": pearson,
                     "loglik": math.fsum(m["loglik"] for m in main), "iterations": iteration,
-                    "converged": converged(history, params.tol),
+                    "converged": converged(history, tol),
                 }  # fmt: skip
             else:
                 state["beta"], state["r"] = pooled_solve([m["r"] for m in main], cols)
         if not state["null_done"]:
-            self._null_step(params, family, state, [v["null"] for v in values.values()], n)
+            self._null_step(params, family, state, [v["null"] for v in values], n, error)
         if not (state["main_done"] and state["null_done"]):
             return NextRound(state)
         res = state["main_result"]
@@ -319,14 +364,23 @@ class Glm(Analysis[GlmParams]):
         out.update(
             formula=params.formula, offset=params.offset, weights=params.weights,
             hospitals=state["hospitals"],
-            n_by_hospital={h: n_h for h, (n_h, _) in sorted(answers.items())},
             levels={v: {"levels": lv, "reference": lv[0]} for v, lv in state["levels"].items()},
         )  # fmt: skip
+        if n_by_hospital is not None:
+            out["n_by_hospital"] = dict(n_by_hospital)
+        else:
+            out["secure_aggregation"] = True
+            notes.append("combined by secure aggregation: the hub saw network sums of the IRLS rounds only")
         return Final(out, notes)
 
     @staticmethod
     def _null_step(
-        params: GlmParams, family: Family, state: dict[str, Any], parts: list[Mapping[str, Any]], n: int
+        params: GlmParams,
+        family: Family,
+        state: dict[str, Any],
+        parts: list[Mapping[str, Any]],
+        n: int,
+        error: float,
     ) -> None:
         dev = math.fsum(x["deviance"] for x in parts)
         if state["null_beta"] is None:  # no offset: the deviance at the weighted mean is the answer
@@ -338,7 +392,8 @@ class Glm(Analysis[GlmParams]):
         history.append(dev / (scales[-1] if scales else scale))
         scales.append(scale)
         iteration = len(history) - 1
-        if converged(history, params.tol) or iteration >= NULL_MAX_ITER:
+        tol = params.tol + 2 * error / (scales[-2] if len(scales) > 1 else scale)
+        if converged(history, tol) or iteration >= NULL_MAX_ITER:
             state["null_deviance"], state["null_done"], state["null_iterations"] = dev, True, iteration
             return
         state["null_beta"] = math.fsum(x["sum_wz"] for x in parts) / math.fsum(x["sum_w"] for x in parts)

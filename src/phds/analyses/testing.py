@@ -11,6 +11,13 @@ own ``node.db``) answering real :class:`~phds.protocol.tasks.Task` objects throu
                          {"site1": {"cnsim": "CNSIM1.csv"}, "site2": {"cnsim": "CNSIM2.csv"}})
     run.result["coefficients"]
 
+With ``secure_aggregation=True`` the rounds whose :meth:`~phds.analyses.base.Analysis.secure_layout`
+is not None are combined as the secure protocol would let the hub combine them (:func:`secure_sum`:
+each hospital's summands from its released payload, in fixed point, added exactly), with
+:meth:`~phds.analyses.base.Analysis.combine_secure`; plain addition stands in for the masking. The
+run's ``releases`` still hold every payload (what the nodes released into the protocol, for tests); a
+summand a node cannot encode (e.g. beyond the layout's clip) drops it from the round, as refused.
+
 This module imports the node lazily: the hub and the SDK never load it.
 """
 
@@ -26,7 +33,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from phds.analyses.base import Analysis, Final, NextRound, check_privacy_options, released_budgets
+from phds.analyses.base import (
+    Analysis,
+    Final,
+    NextRound,
+    SecureLayout,
+    check_privacy_options,
+    released_budgets,
+)
 from phds.analyses.registry import get_analysis
 from phds.errors import InputError
 from phds.protocol.trust import OrganisationAttestation
@@ -50,6 +64,7 @@ class FederationRun:
     refused: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     timings: list[RoundTiming] = field(default_factory=list)
+    secure_layouts: dict[int, SecureLayout] = field(default_factory=dict)  # rounds combined from sums
 
 
 @dataclass
@@ -174,34 +189,43 @@ class Federation:
         service_type: str = "analytical_study",
         tamper: Any = None,
         dp: Mapping[str, Any] | None = None,
+        secure_aggregation: bool = False,
     ) -> FederationRun:
         """Run one study to its end. *tamper*, if given, is called with each task before a node sees it
         and may return a changed task: the malicious-hub harness of the attack suite. *dp* is the study
-        file's ``dp:`` block."""
+        file's ``dp:`` block; *secure_aggregation* combines the rounds that have a secure layout from
+        their sums only (module docstring)."""
         from phds.node.executor import execute_task
         from phds.protocol.tasks import ResultStatus, Task, TaskRequester
 
         chosen = analysis if isinstance(analysis, Analysis) else get_analysis(analysis)
         parsed = chosen.parse_params(dict(params))
         chosen.check_at_hub(parsed)
-        check_privacy_options(chosen, dp=dp is not None)
+        check_privacy_options(chosen, dp=dp is not None, secure_aggregation=secure_aggregation)
         study_id = str(uuid.uuid4())
         answering = sorted(self.runtimes)
         signed = None
         if self.trust is not None:
             attested = self.trust.requester(requester, category)
-            spec = {
+            spec: dict[str, Any] = {
                 "title": "federation", "purpose": "testing", "organisation": requester,
                 "service_type": service_type, "hospitals": answering,
                 "analysis": {"name": chosen.name, "version": chosen.version, "params": dict(params)},
             }  # fmt: skip
             if dp is not None:
                 spec["dp"] = dict(dp)
+            if secure_aggregation:
+                spec["secure_aggregation"] = True
             signed = sign_spec(spec, attested.key, attested.attestation)
         run = FederationRun(None, [], 0, {h: [] for h in answering})
         state: Mapping[str, Any] = {}
         for round_no in range(1, MAX_ROUNDS + 1):
             run.rounds = round_no
+            try:  # the hub fixes the round's secure sum before any node answers
+                layout = chosen.secure_layout(parsed, round_no, state) if secure_aggregation else None
+            except InputError as exc:
+                run.error = f"secure layout failed: {exc.message}"
+                return run
             released: dict[str, dict[str, Any]] = {}
             timing = RoundTiming()
             run.timings.append(timing)
@@ -213,7 +237,7 @@ class Federation:
                     analysis=chosen.name, analysis_version=chosen.version,
                     params=dict(params), round=round_no, state=dict(state), attempt=1,
                     lease_expires_at=datetime.now(UTC) + timedelta(minutes=5), signed_spec=signed,
-                    dp=dict(dp) if dp is not None else None,
+                    dp=dict(dp) if dp is not None else None, secure_aggregation=secure_aggregation,
                 )  # fmt: skip
                 if tamper is not None:
                     task = tamper(task) or task
@@ -226,13 +250,27 @@ class Federation:
                     run.releases[hospital].append(answer.payload)
                 else:
                     run.refused[hospital] = f"{answer.status.value}: {answer.reason}"
+            vectors: dict[str, list[float]] = {}
+            if layout is not None:  # at each node: its summands, from what its gate released
+                for hospital in sorted(released):
+                    try:
+                        named = chosen.secure_summands(parsed, round_no, state, released[hospital])
+                        vectors[hospital] = layout.flatten(named)
+                    except InputError as exc:
+                        run.refused[hospital] = f"error: {exc.message}"
+                        del released[hospital]
             answering = sorted(released)
             if not released:
                 run.error = f"no hospital answered round {round_no}"
                 return run
             started = time.perf_counter()
             try:
-                outcome = chosen.combine(parsed, round_no, state, dict(sorted(released.items())))
+                if layout is None:
+                    outcome = chosen.combine(parsed, round_no, state, dict(sorted(released.items())))
+                else:
+                    sums = secure_sum(layout, list(vectors.values()))
+                    outcome = chosen.combine_secure(parsed, round_no, state, sums, answering)
+                    run.secure_layouts[round_no] = layout
                 timing.combine = time.perf_counter() - started
             except InputError as exc:
                 run.error = f"combine failed: {exc.message}"
@@ -264,6 +302,26 @@ class Federation:
         self.close()
 
 
+RING_BITS = 64
+
+
+def secure_sum(layout: SecureLayout, vectors: list[list[float]]) -> dict[str, Any]:
+    """What the secure protocol gives the hub: each vector in fixed point (``round(x · scale)``), the
+    integers added exactly, the total back in units and split into the layout's blocks. A total that
+    would not fit the signed ring of 2⁶⁴ is an error, as it would wrap in the protocol."""
+    totals = [0] * layout.length
+    for vector in vectors:
+        if len(vector) != layout.length:
+            raise InputError(
+                f"a vector has {len(vector)} values, the layout {layout.length}", field="secure_aggregation"
+            )
+        for i, value in enumerate(vector):
+            totals[i] += round(value * layout.scale)
+    if any(abs(t) >= 2 ** (RING_BITS - 1) for t in totals):
+        raise InputError("the secure sum overflows the fixed-point ring", field="secure_aggregation")
+    return layout.unflatten([t / layout.scale for t in totals])
+
+
 def run_federation(
     analysis: str | Analysis[Any],
     params: Mapping[str, Any],
@@ -278,4 +336,12 @@ def run_federation(
         return federation.run(analysis, params, **options)
 
 
-__all__ = ["Federation", "FederationRun", "RoundTiming", "everything_auto", "node_runtime", "run_federation"]
+__all__ = [
+    "Federation",
+    "FederationRun",
+    "RoundTiming",
+    "everything_auto",
+    "node_runtime",
+    "run_federation",
+    "secure_sum",
+]
