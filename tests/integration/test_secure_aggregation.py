@@ -19,9 +19,10 @@ from sqlalchemy import text
 
 from phds.demo.network import DemoHospital, LocalNetwork
 from phds.node.secure_round import FAULT_EXIT_AFTER
+from phds.omop.synth import HospitalResult
 
-from .conftest import FAST_HUB, running_network
-from .support import hub_store, wait_until
+from .conftest import FAST_HUB, hospital, running_network
+from .support import feasibility_spec, hub_store, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -121,3 +122,30 @@ def test_a_node_killed_at_each_stage(secure_network: LocalNetwork, stage: str) -
         if secure_network.nodes[victim].process.poll() is None:
             secure_network.stop_node(victim)
         secure_network.start_node(victim)
+
+
+@pytest.fixture(scope="module")
+def secure_omop(
+    tmp_path_factory: pytest.TempPathFactory, synthetic_hospitals: list[HospitalResult]
+) -> Iterator[LocalNetwork]:
+    hospitals = [hospital(data, name) for data, name in zip(synthetic_hospitals, OMOP_SITES, strict=True)]
+    with running_network(tmp_path_factory.mktemp("secagg-omop"), hospitals, hub_env=SECURE_HUB) as network:
+        yield network
+
+
+OMOP_SITES = ["alpha", "beta", "gamma"]
+
+
+def test_secure_feasibility_releases_only_the_network_total(secure_omop: LocalNetwork) -> None:
+    plain = _run(secure_omop, feasibility_spec(secure_omop, OMOP_SITES, title="plain count"))
+    secure = _run(secure_omop, feasibility_spec(secure_omop, OMOP_SITES, title="secure count",
+                                                secure_aggregation=True))  # fmt: skip
+    assert plain["state"] == "completed" and secure["state"] == "completed", secure
+    assert secure["result"]["total"]["lower"] == plain["result"]["total"]["lower"]
+    assert secure["result"]["total"]["upper"] == plain["result"]["total"]["upper"]
+    for cell, total in plain["result"]["breakdowns"]["sex"].items():
+        assert secure["result"]["breakdowns"]["sex"][cell]["lower"] == total["lower"], cell
+    # No hospital's own count is in the secure result, nor in the hub's results table.
+    assert not any("persons" in (entry or {}) for entry in secure["result"]["hospitals"].values())
+    assert not any("persons" in json.dumps(r) for r in _stored_results(secure_omop, secure["id"]))
+    assert any("persons" in json.dumps(r) for r in _stored_results(secure_omop, plain["id"]))

@@ -21,8 +21,9 @@ the thousands over 10⁵ rows) refuses rather than wrap. Convergence: statsmodel
 deviances, each now known to within m · 2⁻²¹, so the hub accepts a change up to ``tol`` plus twice that
 (over the scale in force); otherwise the quantised iteration can cycle between two deviances one 2⁻²⁰
 apart (measured: the null model with an offset). IRLS converges quadratically for these canonical
-links, so stopping at that change costs β a second-order error only. The columns (and so the layout's
-size) follow from the formula and the network's levels in the round state, as every node builds them.
+links, so stopping at that change costs β a second-order error only. The columns (and so the
+layout's size) follow from the formula and the network's levels in the round state, as every node
+builds them.
 """
 
 from __future__ import annotations

@@ -11,12 +11,13 @@ own ``node.db``) answering real :class:`~phds.protocol.tasks.Task` objects throu
                          {"site1": {"cnsim": "CNSIM1.csv"}, "site2": {"cnsim": "CNSIM2.csv"}})
     run.result["coefficients"]
 
-With ``secure_aggregation=True`` the rounds whose :meth:`~phds.analyses.base.Analysis.secure_layout`
-is not None are combined as the secure protocol would let the hub combine them (:func:`secure_sum`:
-each hospital's summands from its released payload, in fixed point, added exactly), with
-:meth:`~phds.analyses.base.Analysis.combine_secure`; plain addition stands in for the masking. The
-run's ``releases`` still hold every payload (what the nodes released into the protocol, for tests); a
-summand a node cannot encode (e.g. beyond the layout's clip) drops it from the round, as refused.
+With ``secure_aggregation=True`` each round whose :meth:`~phds.analyses.base.Analysis.secure_layout`
+is not None gets a session as the hub would open it; every node checks it, turns its release into the
+layout's vector and the federation runs the real protocol among the nodes (masks, shares, fixed point;
+:func:`phds.node.secure_round.sum_in_process`), then :meth:`~phds.analyses.base.Analysis.combine_secure`.
+Only HTTP is missing. The run's ``releases`` hold what each gate released into the protocol (read from
+the node's audit log, for tests); a node that cannot encode its release (beyond the layout's clip) is
+refused.
 
 This module imports the node lazily: the hub and the SDK never load it.
 """
@@ -44,6 +45,7 @@ from phds.analyses.base import (
 from phds.analyses.registry import get_analysis
 from phds.errors import InputError
 from phds.protocol.trust import OrganisationAttestation
+from phds.secagg.messages import SessionConfig, round_session_id
 from phds.trust import KeyPair, NetworkTrust, sign_spec
 
 if TYPE_CHECKING:
@@ -226,6 +228,12 @@ class Federation:
             except InputError as exc:
                 run.error = f"secure layout failed: {exc.message}"
                 return run
+            session = None
+            if layout is not None:  # as the hub opens the round's session
+                session = SessionConfig(
+                    session_id=round_session_id(study_id, round_no), participants=answering,
+                    vector_length=layout.length, scale=layout.scale, clip=layout.clip,
+                )  # fmt: skip
             released: dict[str, dict[str, Any]] = {}
             timing = RoundTiming()
             run.timings.append(timing)
@@ -238,6 +246,7 @@ class Federation:
                     params=dict(params), round=round_no, state=dict(state), attempt=1,
                     lease_expires_at=datetime.now(UTC) + timedelta(minutes=5), signed_spec=signed,
                     dp=dict(dp) if dp is not None else None, secure_aggregation=secure_aggregation,
+                    secagg=session,
                 )  # fmt: skip
                 if tamper is not None:
                     task = tamper(task) or task
@@ -246,19 +255,13 @@ class Federation:
                 timing.answers[hospital] = time.perf_counter() - started
                 timing.compute[hospital] = answer.compute_seconds
                 if answer.status is ResultStatus.OK:
-                    released[hospital] = answer.payload
-                    run.releases[hospital].append(answer.payload)
+                    payload = answer.payload
+                    if session is not None:  # what the gate released into the protocol (never sent)
+                        payload = _audited_release(self.runtimes[hospital], task)
+                    released[hospital] = payload
+                    run.releases[hospital].append(payload)
                 else:
                     run.refused[hospital] = f"{answer.status.value}: {answer.reason}"
-            vectors: dict[str, list[float]] = {}
-            if layout is not None:  # at each node: its summands, from what its gate released
-                for hospital in sorted(released):
-                    try:
-                        named = chosen.secure_summands(parsed, round_no, state, released[hospital])
-                        vectors[hospital] = layout.flatten(named)
-                    except InputError as exc:
-                        run.refused[hospital] = f"error: {exc.message}"
-                        del released[hospital]
             answering = sorted(released)
             if not released:
                 run.error = f"no hospital answered round {round_no}"
@@ -268,8 +271,11 @@ class Federation:
                 if layout is None:
                     outcome = chosen.combine(parsed, round_no, state, dict(sorted(released.items())))
                 else:
-                    sums = secure_sum(layout, list(vectors.values()))
-                    outcome = chosen.combine_secure(parsed, round_no, state, sums, answering)
+                    assert session is not None  # the real protocol among the answering nodes
+                    sums, contributors = self._secure_sum(session, study_id, round_no, answering)
+                    outcome = chosen.combine_secure(
+                        parsed, round_no, state, layout.unflatten(sums), contributors
+                    )
                     run.secure_layouts[round_no] = layout
                 timing.combine = time.perf_counter() - started
             except InputError as exc:
@@ -285,6 +291,21 @@ class Federation:
             state = outcome.state
         run.error = f"the analysis did not finish in {MAX_ROUNDS} rounds"
         return run
+
+    def _secure_sum(
+        self, session: SessionConfig, study_id: str, round_no: int, answering: list[str]
+    ) -> tuple[list[float], list[str]]:
+        from phds.node.memory import ScopedMemory
+        from phds.node.secure_round import sum_in_process
+
+        config = (
+            session
+            if answering == session.participants
+            else session.model_copy(update={"participants": answering})
+        )
+        parties = {h: (self.runtimes[h].key, ScopedMemory(self.runtimes[h].memory, f"study:{study_id}"))
+                   for h in answering}  # fmt: skip
+        return sum_in_process(config, parties, round_no)
 
     def close(self) -> None:
         """Close the runtimes this federation opened; remove its temporary folder, if it made one."""
@@ -302,24 +323,13 @@ class Federation:
         self.close()
 
 
-RING_BITS = 64
-
-
-def secure_sum(layout: SecureLayout, vectors: list[list[float]]) -> dict[str, Any]:
-    """What the secure protocol gives the hub: each vector in fixed point (``round(x · scale)``), the
-    integers added exactly, the total back in units and split into the layout's blocks. A total that
-    would not fit the signed ring of 2⁶⁴ is an error, as it would wrap in the protocol."""
-    totals = [0] * layout.length
-    for vector in vectors:
-        if len(vector) != layout.length:
-            raise InputError(
-                f"a vector has {len(vector)} values, the layout {layout.length}", field="secure_aggregation"
-            )
-        for i, value in enumerate(vector):
-            totals[i] += round(value * layout.scale)
-    if any(abs(t) >= 2 ** (RING_BITS - 1) for t in totals):
-        raise InputError("the secure sum overflows the fixed-point ring", field="secure_aggregation")
-    return layout.unflatten([t / layout.scale for t in totals])
+def _audited_release(runtime: Any, task: Any) -> dict[str, Any]:
+    """The payload of the node's ``value_released`` audit entry for *task*: under secure aggregation
+    it stays at the node (tests look at it here; only its masked vector is summed)."""
+    for entry in reversed(runtime.audit.entries(task.study_id)):
+        if entry.kind == "value_released" and entry.task_id == task.id:
+            return dict(entry.payload)
+    raise InputError(f"the node audited no release for task {task.id}", field="task")
 
 
 def run_federation(
@@ -343,5 +353,4 @@ __all__ = [
     "everything_auto",
     "node_runtime",
     "run_federation",
-    "secure_sum",
 ]

@@ -32,7 +32,16 @@ from phds.analyses.base import Analysis
 from phds.errors import DisclosureRefused, PhdsError, SecAggError
 from phds.protocol.canonical import canonical_hash
 from phds.protocol.tasks import Task
-from phds.secagg import EncryptedShare, KeysMessage, Participant, SessionConfig, aggregate, default_threshold
+from phds.secagg import (
+    EncryptedShare,
+    KeysMessage,
+    Participant,
+    SessionConfig,
+    aggregate,
+    collect_masked,
+    default_threshold,
+    unmask_request,
+)
 from phds.secagg.messages import MaskedInput, UnmaskMessage, round_session_id
 from phds.trust.keys import KeyPair, PublicKey
 
@@ -76,7 +85,9 @@ def check_secure_task(
     problems = []
     if config.session_id != round_session_id(task.study_id, task.round):
         problems.append("the session is not this study's round")
-    if task.hospital not in config.participants or not set(config.participants) <= set(hospitals):
+    # An unsigned study (development only) names no hospitals the node could check the session against.
+    known = set(hospitals) if task.signed_spec is not None else set(config.participants)
+    if task.hospital not in config.participants or not set(config.participants) <= known:
         problems.append("the participants are not hospitals of the signed study")
     if (config.vector_length, config.scale, config.clip) != (layout.length, layout.scale, layout.clip):
         problems.append("the vector or its encoding is not the analysis's")
@@ -204,14 +215,42 @@ def _verify_outcome(
         outcome["contributors"]
     ):
         raise SecAggError("the hub's network sum differs from the sum of the signed masked inputs")
-    state = memory.recall(f"secagg:{task.round}:state", {})
-    memory.remember(
-        "secagg:last",
-        {"round": task.round, "state": state, "sums": sums, "contributors": list(result.contributors)},
-    )
+    remember_sum(memory, task.round, sums, list(result.contributors))
     audit({"stage": "summed", "session_id": config.session_id, "contributors": list(result.contributors),
            "dropped_before_input": list(result.dropped_before_input)})  # fmt: skip
     return dict(outcome)
 
 
-__all__ = ["check_secure_task", "secure_contribution", "take_part"]
+def remember_sum(memory: Memory, round_no: int, sums: list[float], contributors: list[str]) -> None:
+    """Keep a round's network sum (recomputed by this node) to check the next round's state against."""
+    state = memory.recall(f"secagg:{round_no}:state", {})
+    memory.remember(
+        "secagg:last", {"round": round_no, "state": state, "sums": sums, "contributors": contributors}
+    )
+    memory.remember(f"secagg:{round_no}:vector", None)  # the contribution is spent; forget it
+
+
+def sum_in_process(
+    config: SessionConfig, parties: Mapping[str, tuple[KeyPair, Memory]], round_no: int
+) -> tuple[list[float], list[str]]:
+    """Run one session's four stages among in-process nodes (the in-process federation's hub): the
+    real protocol and encoding, without HTTP. Each party's vector is the one its gate stored."""
+    pinned = {name: PublicKey.from_b64(key.public_key_b64) for name, (key, _) in parties.items()}
+    people = {name: Participant(config, name, key, pinned) for name, (key, _) in parties.items()}
+    keys = {name: p.advertise() for name, p in people.items()}
+    shares = [share for p in people.values() for share in p.share_keys(keys)]
+    masked = []
+    for name, p in people.items():
+        vector = parties[name][1].recall(f"secagg:{round_no}:vector")
+        mine = [s for s in shares if s.recipient == name]
+        masked.append(p.masked_input(config.encode(np.asarray(vector, dtype=float)), mine))
+    survivors, dropped = unmask_request(config, collect_masked(config, pinned, list(keys.values()), masked))
+    unmasks = [people[name].unmask(survivors, dropped) for name in survivors]
+    result = aggregate(config, list(keys.values()), masked, unmasks, verify_keys=pinned)
+    sums = [float(v) for v in config.decode(result.total)]
+    for _, memory in parties.values():
+        remember_sum(memory, round_no, sums, list(result.contributors))
+    return sums, list(result.contributors)
+
+
+__all__ = ["check_secure_task", "remember_sum", "secure_contribution", "sum_in_process", "take_part"]
