@@ -12,6 +12,9 @@ memory (fresh keys each run; no network, no database):
   against the *plaintext* baseline the task asked for: N × (length × 8 + the same JSON envelope), i.e.
   what N float64 vectors cost sent bare, with the same session, sender and signature around them.
   ``plaintext_b64_bytes`` is that baseline as JSON can actually carry it (base64url, × 4/3);
+* **time against the plaintext sum**: the same N vectors signed at the nodes (Ed25519, base64url
+  float64 in JSON) and verified and added at the hub; ``time_ratio`` compares the critical paths (one
+  node's stages, which run in parallel at their hospitals, plus the hub's) of the two;
 * **dropout**: 30% of the participants (rounded up; never more than n − t) drop out *after* their
   masked input (they send no unmask answer: their self-masks come back from the others' shares) or
   *before* it (after sharing keys: the hub rebuilds their s keys and removes their pairwise masks with
@@ -150,6 +153,35 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1e3, 3)
 
 
+def _plaintext(n: int, length: int, repeats: int) -> dict[str, float]:
+    """The baseline a secure sum replaces: each node signs its float64 vector (base64url in JSON, as a
+    release envelope carries it) and the hub verifies every one, decodes and adds them."""
+    from phds.trust.keys import b64decode, b64encode, signed_content
+
+    keys = [KeyPair.generate() for _ in range(n)]
+    vectors = [np.random.default_rng(i).normal(size=length) for i in range(n)]
+    client, server = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        bodies = []
+        for key, vector in zip(keys, vectors, strict=True):
+            body = {"vector": b64encode(vector.astype("<f8").tobytes())}
+            bodies.append((body, key.sign(signed_content("phds.bench.plain.v1", body))))
+        client.append((time.perf_counter() - start) / n)
+        start = time.perf_counter()
+        total = np.zeros(length)
+        for (body, signature), key in zip(bodies, keys, strict=True):
+            PublicKey.from_b64(key.public_key_b64).verify(
+                signed_content("phds.bench.plain.v1", body), signature
+            )
+            total += np.frombuffer(b64decode(body["vector"], length=8 * length, what="v"), dtype="<f8")
+        server.append(time.perf_counter() - start)
+    return {
+        "client_ms_per_participant": _ms(statistics.median(client)),
+        "server_ms": _ms(statistics.median(server)),
+    }
+
+
 def _case(n: int, length: int, repeats: int, **drop: frozenset[str]) -> dict[str, Any]:
     runs = [_session(n, length, **drop) for _ in range(repeats)]
     server_total = [sum(r["server"].values()) for r in runs]
@@ -195,6 +227,14 @@ def main() -> dict[str, Any]:
         for length in LENGTHS:
             repeats = REPEATS[length]
             base = _case(n, length, repeats)
+            plain = _plaintext(n, length, repeats)
+            # Nodes run in parallel at their hospitals: the session's critical path is one node's stages
+            # plus the hub's; the baseline's is one node's signing plus the hub's verify-and-add.
+            secure_path = sum(base["client_ms_per_participant"].values()) + base["server_total_ms"]
+            plain_path = plain["client_ms_per_participant"] + plain["server_ms"]
+            base["plaintext_time"] = {**plain, "critical_path_ms": round(plain_path, 3)}
+            base["critical_path_ms"] = round(secure_path, 3)
+            base["time_ratio"] = round(secure_path / plain_path, 2) if plain_path > 0 else None
             after = _case(n, length, repeats, after=gone)
             before = _case(n, length, repeats, before=gone)
             dropout = {"dropped": k, "after_masked_input": added(after, base),

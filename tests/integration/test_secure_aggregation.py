@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from phds.demo.network import DemoHospital, LocalNetwork
+from phds.errors import SignatureInvalid
 from phds.node.secure_round import FAULT_EXIT_AFTER
 from phds.omop.synth import HospitalResult
 
@@ -96,6 +97,25 @@ def test_secure_glm_equals_the_plaintext_fit_and_the_hub_holds_no_hospital_sums(
     secure_rows = _stored_results(secure_network, secure["id"])
     assert any("main" in json.dumps(r) for r in plain_rows)
     assert secure_rows and not any("main" in json.dumps(r) for r in secure_rows), secure_rows
+    # The requester recomputes every secure round's sum from the signed transcript, and the result.
+    with secure_network.client() as client:
+        checked = client.verify(secure["id"])
+    assert checked.rounds == secure["round"]
+
+
+def test_a_hub_that_alters_a_secure_result_is_caught(secure_network: LocalNetwork) -> None:
+    done = _run(secure_network, _glm_spec("DIS_DIAB ~ GENDER + LAB_HDL", secure=True, title="to alter"))
+    assert done["state"] == "completed", done
+    with hub_store(secure_network) as store, store.engine.begin() as con:
+        for sid in (done["id"], done["id"].replace("-", "")):
+            row = con.execute(text("SELECT result FROM studies WHERE id = :id"), {"id": sid}).fetchone()
+            if row is not None:
+                result = json.loads(row[0]) if isinstance(row[0], str) else dict(row[0])
+                result["coefficients"][1]["estimate"] += 0.1  # a compromised hub reports another effect
+                con.execute(text("UPDATE studies SET result = :r WHERE id = :id"),
+                            {"r": json.dumps(result), "id": sid})  # fmt: skip
+    with secure_network.client() as client, pytest.raises(SignatureInvalid, match="differs"):
+        client.verify(done["id"])
 
 
 @pytest.mark.parametrize("stage", ["start", "keys", "shares", "masked"])

@@ -21,6 +21,7 @@ from phds.hub.store import HubStore, UnitOfWork
 from phds.hub.store.models import utcnow
 from phds.hub.store.secagg_models import STAGE_DONE, STAGE_FAILED, SecAggSessionRow
 from phds.hub.store.study_models import OPEN_TASK_STATES, StudyRow
+from phds.protocol.secagg import PROTOCOL, SessionView
 from phds.protocol.studies import HospitalState, StudyState
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def _summary(uow: UnitOfWork, study: StudyRow) -> dict[str, Any]:
         if row is not None and row.outcome is not None:
             keep = ("contributors", "dropped_before_input", "dropped_after_input", "threshold")
             rounds.append({"round": round_no, **{k: row.outcome.get(k) for k in keep}})
-    return {"rounds": rounds, "protocol": "Bonawitz et al. 2017 (semi-honest, dropout recovery)"}
+    return {"rounds": rounds, "protocol": PROTOCOL}
 
 
 class SecureRounds:
@@ -124,10 +125,23 @@ class SecureRounds:
         elif row.stage == STAGE_FAILED:
             advance(uow, study, now, wake)
 
-    def view(self, node_id: uuid.UUID | None, study_id: uuid.UUID, round_no: int) -> secagg.SessionView:
+    def view(self, node_id: uuid.UUID | None, study_id: uuid.UUID, round_no: int) -> SessionView:
         with self.store.unit() as uow:
             study, row = self._locked(uow, study_id, round_no)
             return secagg.view(uow, study, row, self._hospital(study, node_id))
+
+    def transcripts(self, study_id: uuid.UUID) -> list[SessionView]:
+        """Every finished session of a study, as its requester may verify it (no shares)."""
+        out = []
+        with self.store.unit() as uow:
+            study = uow.studies.get(study_id)
+            if study is None:
+                raise NotFound(f"no study {study_id}")
+            for round_no in range(1, study.round + 1):
+                row = uow.secagg.get(study_id, round_no)
+                if row is not None and row.stage == STAGE_DONE:
+                    out.append(secagg.view(uow, study, row, None))
+        return out
 
     def sweep(self, now: datetime) -> int:
         """Close every stage past its deadline with the nodes that answered; returns how many."""

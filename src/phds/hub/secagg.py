@@ -19,12 +19,13 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from phds.errors import Conflict, InputError, NotFound, PermissionDenied, PhdsError, SignatureInvalid
 from phds.hub.store import UnitOfWork
 from phds.hub.store.secagg_models import STAGE_DONE, STAGE_FAILED, SecAggSessionRow
 from phds.hub.store.study_models import StudyRow
+from phds.protocol.secagg import SessionView
 from phds.secagg import (
     EncryptedShare,
     KeysMessage,
@@ -52,25 +53,6 @@ def _message(stage: int, body: Any) -> KeysMessage | MaskedInput | UnmaskMessage
     if stage == 2:
         return MaskedInput.model_validate(body)
     return UnmaskMessage.model_validate(body)
-
-
-class SessionView(BaseModel):
-    """What a participant may see of its session: the stage and what each closed stage decided."""
-
-    session_id: str
-    study_id: str
-    round: int
-    stage: int = Field(description="0 keys, 1 shares, 2 masked, 3 unmask, 4 done, 5 failed")
-    error: str | None = None
-    config: dict[str, Any]
-    node_keys: dict[str, str] = Field(description="Participants' Ed25519 keys as the hub pinned them")
-    keys: list[dict[str, Any]] = Field(default_factory=list, description="Stage 0's keys (U1)")
-    shares: list[dict[str, Any]] = Field(default_factory=list, description="Stage 1's shares for you (U2)")
-    survivors: list[str] = Field(default_factory=list)
-    dropped: list[str] = Field(default_factory=list)
-    masked: list[dict[str, Any]] = Field(default_factory=list, description="When done: every masked input")
-    unmasks: list[dict[str, Any]] = Field(default_factory=list, description="When done: the unmask answers")
-    outcome: dict[str, Any] | None = None
 
 
 def pinned_keys(uow: UnitOfWork, study: StudyRow, names: list[str]) -> dict[str, PublicKey]:

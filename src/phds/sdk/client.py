@@ -197,7 +197,9 @@ class Client(StatsMethods):
         :class:`~phds.errors.SignatureInvalid` if a signature, a round's state or the result does not
         match what the nodes signed: a hub that altered anything is caught."""
         view = self.study(study_id)
-        return verify_study(view, self.releases(study_id), dict(pinned) if pinned else self.node_keys())
+        sessions = self._request("GET", f"/studies/{study_id}/secagg") if view.spec.secure_aggregation else []
+        keys = dict(pinned) if pinned else self.node_keys()
+        return verify_study(view, self.releases(study_id), keys, sessions)
 
     # -- catalogue -----------------------------------------------------------------------------------
 

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from phds.analyses import Final, NextRound, get_analysis
-from phds.errors import InputError, SignatureInvalid
+from phds.analyses.base import released_budgets
+from phds.errors import InputError, PhdsError, SignatureInvalid
 from phds.protocol.canonical import canonical_hash
+from phds.protocol.secagg import PROTOCOL
 from phds.protocol.studies import StudyView
 from phds.protocol.trust import OrganisationAttestation, ReleaseEnvelope
 from phds.trust.envelopes import open_envelope
@@ -74,10 +76,56 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
+def _secure_round(
+    view: StudyView,
+    analysis: Any,
+    params: Any,
+    round_no: int,
+    state: Mapping[str, Any],
+    session: Mapping[str, Any],
+    pinned: Mapping[str, str],
+) -> tuple[Final | NextRound, dict[str, Any]]:
+    """A secure round from its transcript: the network sum recomputed from the nodes' signed messages,
+    then the analysis's ``combine_secure``; and the round's attribution as the result must state it."""
+    from phds.secagg import KeysMessage, MaskedInput, SessionConfig, UnmaskMessage, aggregate
+    from phds.secagg.messages import round_session_id
+    from phds.trust.keys import PublicKey
+
+    config = SessionConfig.model_validate(session["config"])
+    layout = analysis.secure_layout(params, round_no, state)
+    if config.session_id != round_session_id(view.id, round_no) or layout is None or (
+        config.vector_length, config.scale, config.clip) != (layout.length, layout.scale, layout.clip
+    ) or not set(config.participants) <= set(view.spec.hospitals):  # fmt: skip
+        raise SignatureInvalid(f"round {round_no}'s secure-aggregation session is not this study's")
+    keys = {name: PublicKey.from_b64(pinned[name]) for name in config.participants if name in pinned}
+    try:
+        result = aggregate(
+            config, [KeysMessage.model_validate(m) for m in session["keys"]],
+            [MaskedInput.model_validate(m) for m in session["masked"]],
+            [UnmaskMessage.model_validate(m) for m in session["unmasks"]], verify_keys=keys,
+        )  # fmt: skip
+    except PhdsError as exc:
+        raise SignatureInvalid(f"round {round_no}'s secure sum does not verify: {exc.message}") from None
+    sums = layout.unflatten(config.decode(result.total))
+    outcome = analysis.combine_secure(params, round_no, state, sums, list(result.contributors))
+    attribution = {
+        "round": round_no,
+        "contributors": list(result.contributors),
+        "dropped_before_input": list(result.dropped_before_input),
+        "dropped_after_input": list(result.dropped_after_input),
+        "threshold": config.threshold,
+    }
+    return outcome, attribution
+
+
 def verify_study(
-    view: StudyView, envelopes: Sequence[ReleaseEnvelope], pinned: Mapping[str, str]
+    view: StudyView,
+    envelopes: Sequence[ReleaseEnvelope],
+    pinned: Mapping[str, str],
+    sessions: Sequence[Mapping[str, Any]] = (),
 ) -> Verification:
-    """Verify *view*'s result from its signed *envelopes* with the *pinned* node keys (module docstring)."""
+    """Verify *view*'s result from its signed *envelopes* and, for secure rounds, the transcripts of its
+    *sessions*, with the *pinned* node keys (module docstring)."""
     if view.result is None:
         raise InputError(f"study {view.id} has no result to verify", field="study_id")
     spec = view.spec.analysis
@@ -91,10 +139,23 @@ def verify_study(
         if env.hospital in by_round.setdefault(env.round, {}):
             raise SignatureInvalid(f"{env.hospital} has two releases in round {env.round}")
         by_round[env.round][env.hospital] = env
+    secure = {int(str(m["round"])): m for m in sessions}
+    secure_rounds: list[dict[str, Any]] = []
     state: Mapping[str, Any] = {}
     round_no = 1
+    answers: dict[str, ReleaseEnvelope] = {}
     while True:
-        answers = by_round.get(round_no)
+        if round_no in secure:
+            outcome, attribution = _secure_round(
+                view, analysis, params, round_no, state, secure[round_no], pinned
+            )
+            secure_rounds.append(attribution)
+            answers = {}
+            if isinstance(outcome, Final):
+                break
+            state, round_no = outcome.state, round_no + 1
+            continue
+        answers = by_round.get(round_no, {})
         if not answers:
             raise SignatureInvalid(f"round {round_no} has no signed release, but the study went on")
         expected = canonical_hash(dict(state))
@@ -111,10 +172,15 @@ def verify_study(
             break
         assert isinstance(outcome, NextRound)
         state, round_no = outcome.state, round_no + 1
-    if any(r > round_no for r in by_round):
+    if any(r > round_no for r in by_round) or any(r > round_no for r in secure):
         raise SignatureInvalid(f"releases after the final round {round_no}")
     reported = {k: v for k, v in view.result.items() if k != "attribution"}
     recomputed = {**outcome.result, "notes": list(outcome.notes)}
+    if secure_rounds:
+        recomputed["secure_aggregation"] = {"rounds": secure_rounds, "protocol": PROTOCOL}
+    budgets = released_budgets({h: e.payload for h, e in answers.items()})
+    if budgets:
+        recomputed["dp_budget"] = budgets
     if _plain(reported) != _plain(recomputed):
         raise SignatureInvalid("the hub's result differs from the one recomputed from the signed releases")
     hospitals = tuple(sorted({e.hospital for e in envelopes}))

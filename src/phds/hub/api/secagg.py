@@ -18,7 +18,8 @@ from fastapi import APIRouter, Body, Query, Request
 from phds.errors import NotFound
 from phds.hub.auth import NodeCaller, Notifications, Runner, Settings
 from phds.hub.runner import study_id_of
-from phds.hub.secagg import STAGES, SessionView
+from phds.hub.secagg import STAGES
+from phds.protocol.secagg import SessionView
 
 router = APIRouter(tags=["secure aggregation"])
 

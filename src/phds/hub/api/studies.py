@@ -30,6 +30,7 @@ from phds.hub.auth import (
 )
 from phds.hub.runner import Requester, study_id_of
 from phds.hub.store import HubStore
+from phds.protocol.secagg import SessionView
 from phds.protocol.studies import StudySpec, StudyView
 from phds.protocol.trust import ReleaseEnvelope, SignedSpec
 
@@ -105,6 +106,15 @@ def submit_signed_study(signed: SignedSpec, caller: RequesterCaller, runner: Run
     and relays them with each task, so it cannot change what the requester asked for."""
     requester = Requester(caller.id, caller.organisation_id, caller.organisation_name)
     return runner.submit_signed(requester, signed)
+
+
+@router.get("/{study_id}/secagg", response_model=list[SessionView])
+def study_sessions(study_id: str, caller: AnyUser, store: Store, runner: Runner) -> list[SessionView]:
+    """The transcripts of the study's finished secure-aggregation sessions (signed keys, masked inputs
+    and unmask answers): ``phds study verify`` recomputes each round's network sum from them."""
+    sid = study_id_of(study_id)
+    _view(store, caller, study_id, sid)
+    return runner.secure.transcripts(sid)
 
 
 @router.get("/{study_id}/releases", response_model=list[ReleaseEnvelope])
