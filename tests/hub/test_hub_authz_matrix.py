@@ -249,6 +249,18 @@ CASES: list[Case] = [
         "GET", "/api/v1/studies/{study_id}/releases", STUDY_VIEWERS,
         _path("/api/v1/studies/{study_id}/releases", study_id="study"), "uni-a's, to h-one",
     ),
+    Case(
+        "GET", "/api/v1/studies/{study_id}/secagg", STUDY_VIEWERS,
+        _path("/api/v1/studies/{study_id}/secagg", study_id="study"), "uni-a's, to h-one",
+    ),
+    Case(
+        "GET", "/api/v1/secagg/{study_id}/{round_no}", statuses(403, node=404, node_other=404),
+        lambda w: (f"/api/v1/secagg/{w.ids['study']}/1", None), "a study without secure aggregation",
+    ),
+    Case(
+        "POST", "/api/v1/secagg/{study_id}/{round_no}/{stage}", statuses(403, node=404, node_other=404),
+        lambda w: (f"/api/v1/secagg/{w.ids['study']}/1/keys", {}), "a study without secure aggregation",
+    ),
     Case("GET", "/api/v1/nodes/keys", ANY_USER),
     Case(
         "PUT", "/api/v1/network/revocations", statuses(403, admin=422),

@@ -125,11 +125,12 @@ def demo(
                         "   Age at index follows Circe's calendar-year rule; age groups are exact ICH E11"
                         " ages, so a child counted as 2 may still be an infant of 23 months."
                     )
-                dp_spec = demo_spec(analysis, network, f"{title}, differentially private", "feasibility")
+                dp_analysis = {**analysis, "params": {**params, "breakdowns": ["sex"]}}
+                dp_spec = demo_spec(dp_analysis, network, f"{title}, differentially private", "feasibility")
                 dp_spec["dp"] = {"epsilon": 1.0}
                 err.print(
-                    "[bold]4b.[/] The same count under differential privacy (dp: {epsilon: 1.0}): each node"
-                    " adds OpenDP discrete Gaussian noise and spends its ledger"
+                    "[bold]4b.[/] The same count by sex under differential privacy (dp: {epsilon: 1.0}): each"
+                    " node adds OpenDP discrete Gaussian noise (± its 95% interval) and spends its ledger"
                 )
                 noisy = submit_and_wait(network, dp_spec, on_change=lambda view: None)
                 assert isinstance(noisy, FeasibilityResult)
@@ -161,6 +162,7 @@ def run_statistics(
         ground_truth_lines,
         print_typed,
         rounds_printer,
+        secure_comparison,
         spec_for_demo,
         tabular_glm,
     )
@@ -195,6 +197,15 @@ def run_statistics(
         err.print(verified(network, result.study_id), highlight=False)
         if study is None and spec["analysis"]["params"]["table"].get("cohort"):
             err.print("\n".join(ground_truth_lines(result)), highlight=False, soft_wrap=True)
+        if study is None:
+            err.print(
+                "[bold]6.[/] The same GLM under secure aggregation (secure_aggregation: true): each IRLS"
+                " round's sums reach the hub only as the network total (Bonawitz et al. 2017)"
+            )
+            secure = submit_and_wait(network, {**spec, "secure_aggregation": True}, on_change=lambda v: None)
+            for line in secure_comparison(result, secure):
+                err.print(f"   {line}", highlight=False)
+            err.print(f"   {verified(network, secure.study_id)}", highlight=False)
     if plot is not None:
         from phds.sdk.plots import plot_result
 

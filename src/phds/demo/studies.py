@@ -109,6 +109,19 @@ def rounds_printer(console: Console) -> Callable[[StudyView], None]:
     return show
 
 
+def secure_comparison(plain: StudyResult, secure: StudyResult) -> list[str]:
+    """How the GLM under secure aggregation compares with the plain one: coefficients and rounds."""
+    first = {str(c["term"]): float(c["estimate"]) for c in plain.raw.get("coefficients") or []}
+    second = {str(c["term"]): float(c["estimate"]) for c in secure.raw.get("coefficients") or []}
+    gap = max((abs(second[t] - v) for t, v in first.items() if t in second), default=float("nan"))
+    rounds = (secure.raw.get("secure_aggregation") or {}).get("rounds") or []
+    contributors = ", ".join(rounds[-1]["contributors"]) if rounds else "none"
+    return [
+        f"{len(rounds)} secure round(s) summed over {contributors}; the hub stored no hospital's sums",
+        f"largest coefficient difference from the plain fit: {gap:.1e} (fixed-point quantisation)",
+    ]
+
+
 def ground_truth_lines(result: StudyResult) -> list[str]:
     """Each planted coefficient beside the estimate and whether its 95% interval covers it."""
     from phds.omop.synth.truth import COEFFICIENTS

@@ -64,11 +64,17 @@ class Verification:
     rounds: int
     releases: int
     hospitals: tuple[str, ...]
+    secure_rounds: int = 0  # rounds whose network sum was recomputed from a signed session transcript
 
     def __str__(self) -> str:
+        sums = (
+            f" and {self.secure_rounds} secure sums recomputed from their transcripts"
+            if self.secure_rounds
+            else ""
+        )
         return (
-            f"study {self.study_id}: {self.releases} signed releases from {', '.join(self.hospitals)} over "
-            f"{self.rounds} round(s) verified; the result recomputed from them equals the hub's"
+            f"study {self.study_id}: {self.releases} signed releases{sums} from {', '.join(self.hospitals)} "
+            f"over {self.rounds} round(s) verified; the result recomputed from them equals the hub's"
         )
 
 
@@ -185,7 +191,7 @@ def verify_study(
         raise SignatureInvalid("the hub's result differs from the one recomputed from the signed releases")
     hospitals = tuple(sorted({e.hospital for e in envelopes}))
     log.info("study %s verified: %d releases, %d rounds", view.id, len(envelopes), round_no)
-    return Verification(view.id, round_no, len(envelopes), hospitals)
+    return Verification(view.id, round_no, len(envelopes), hospitals, len(secure_rounds))
 
 
 __all__ = ["ATTESTATION_ENV", "KEY_ENV", "Verification", "requester_signer", "verify_study"]
