@@ -177,6 +177,14 @@ def _answer(task: Task, runtime: NodeRuntime) -> TaskResult:
         }
     )
     decision = runtime.policy.decide(request)
+    needs_secure = next((m for m in runtime.policy.secure_aggregation if m.matches(request)), None)
+    if decision.allowed and needs_secure is not None and not task.secure_aggregation:
+        label = f" ({needs_secure.name})" if needs_secure.name else ""
+        decision = decision.model_copy(update={
+            "allowed": False, "needs_approval": False,
+            "reason": f"this hospital's policy{label} runs this study only under secure aggregation; "
+                      "resubmit it with secure_aggregation: true",
+        })  # fmt: skip
     allowed, needs_approval = decision.allowed, decision.needs_approval
     _audit_decision(runtime, task, allowed=allowed, needs_approval=needs_approval, reason=decision.reason)
     if not decision.allowed:

@@ -94,14 +94,10 @@ class DpLoss(_Strict):
         return self
 
 
-class DpRequirement(DpLoss):
-    """``[[policy.dp.require]]``: studies this matches run under DP, spending at most this loss each.
-
-    Lists match as in :class:`PolicyRule` (``"*"`` and analysis globs)."""
+class StudyMatch(_Strict):
+    """Which studies a requirement covers; lists match as in :class:`PolicyRule` (``"*"``, globs)."""
 
     name: str = ""
-    epsilon: float | None = Field(None, gt=0, description="The most ε one study may spend here.")
-    rho: float | None = Field(None, gt=0, description="The most ρ one study may spend here.")
     analyses: list[str] = Field(["*"], min_length=1)
     organisations: list[str] = Field(["*"], min_length=1)
     categories: list[CategoryPattern] = Field(["*"], min_length=1)
@@ -114,6 +110,13 @@ class DpRequirement(DpLoss):
             categories=self.categories,
             service_types=self.service_types,
         ).matches(request)
+
+
+class DpRequirement(StudyMatch, DpLoss):
+    """``[[policy.dp.require]]``: studies this matches run under DP, spending at most this loss each."""
+
+    epsilon: float | None = Field(None, gt=0, description="The most ε one study may spend here.")
+    rho: float | None = Field(None, gt=0, description="The most ρ one study may spend here.")
 
 
 class DifferentialPrivacy(_Strict):
@@ -200,6 +203,10 @@ class Policy(_Strict):
     design: DesignSettings = Field(default_factory=DesignSettings)
     query_budget: QueryBudget = Field(default_factory=QueryBudget)
     dp: DifferentialPrivacy = Field(default_factory=DifferentialPrivacy)
+    secure_aggregation: list[StudyMatch] = Field(
+        default_factory=list,
+        description="[[policy.secure_aggregation]]: studies that must combine by secure aggregation.",
+    )
     rules: list[PolicyRule] = Field(default_factory=list, description="First match decides; none: refuse.")
 
     @field_validator("min_cell_count")
@@ -332,5 +339,6 @@ __all__ = [
     "QueryBudget",
     "RequesterCategory",
     "ServiceType",
+    "StudyMatch",
     "TaskRequest",
 ]

@@ -76,3 +76,25 @@ def test_hub_cannot_invent_participants(tmp_path: Path) -> None:
     with _fed(tmp_path) as fed:
         run = fed.run("stats.glm", GLM, secure_aggregation=True, tamper=sybil)
     assert all("not hospitals of the signed study" in r for r in run.refused.values()), run.refused
+
+
+def test_policy_can_require_secure_aggregation(tmp_path: Path) -> None:
+    """A hospital requires secure aggregation for GLMs of industry requesters: the plain study is declined,
+    saying why; the secure one runs; an academic's plain GLM still runs."""
+    from phds.node.policy import StudyMatch
+
+    policy = everything_auto().model_copy(
+        update={
+            "secure_aggregation": [
+                StudyMatch(name="industry GLMs", analyses=["stats.glm"], categories=["industry"])
+            ]
+        }
+    )
+    tables = {f"site{i}": {"cnsim": cnsim_path(i)} for i in (1, 2, 3)}
+    with Federation(tables, policy=policy, folder=tmp_path, signed=True) as fed:
+        plain = fed.run("stats.glm", GLM, requester="pharma", category="industry")
+        secure = fed.run("stats.glm", GLM, requester="pharma", category="industry", secure_aggregation=True)
+        academic = fed.run("stats.glm", GLM, requester="uni", category="academic")
+    assert plain.result is None
+    assert all("only under secure aggregation" in why for why in plain.refused.values()), plain.refused
+    assert secure.result is not None and academic.result is not None
