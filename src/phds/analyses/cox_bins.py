@@ -210,15 +210,21 @@ def bin_labels(
     event: NDArray[np.bool_],
     cuts: Sequence[int],
     labels: NDArray[np.str_] | None = None,
+    groups_declared: Sequence[str] | None = None,
 ) -> tuple[NDArray[Any], list[str]]:
     """Each person's breakdown cell ``[label|]start:event`` / ``…:censored`` on the bins *cuts* define,
-    and every cell of the grid in order (the gate counts them)."""
+    and every cell of the grid in order (the gate counts them). *groups_declared* fixes the groups of the
+    grid (under differential privacy the grid may not depend on which groups occur)."""
     per_bin = bin_of(grid, cuts)
     starts = np.asarray([0, *cuts], dtype=np.int64)[per_bin]
     status = np.where(event, "event", "censored")
     prefix = np.full(len(grid), "", dtype=object) if labels is None else np.char.add(labels.astype(str), "|")
     cell = np.asarray([f"{p}{s}:{e}" for p, s, e in zip(prefix, starts.tolist(), status, strict=True)])
-    groups = [""] if labels is None else [f"{g}|" for g in sorted(set(labels.tolist()))]
+    if labels is None:
+        groups = [""]
+    else:
+        present = groups_declared if groups_declared is not None else sorted(set(labels.tolist()))
+        groups = [f"{g}|" for g in present]
     levels = [f"{g}{cut}:{kind}" for g in groups for cut in [0, *cuts] for kind in ("event", "censored")]
     return cell, levels
 

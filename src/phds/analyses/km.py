@@ -61,6 +61,11 @@ class KaplanMeierParams(BaseModel):
     time_origin: float = 0.0
     time_width: float = Field(1.0, gt=0, description="Grid cell width in duration units")
     min_count: int | None = Field(None, ge=5, description="k for the bins; default the largest policy value")
+    horizon: float | None = Field(
+        None,
+        description="Under differential privacy: bins of time_width from time_origin up to here, then one",
+    )
+    group_levels: list[str] | None = Field(None, max_length=20, description="Under DP: the groups, declared")
 
 
 def km_table(rows: Rows, edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -70,7 +75,7 @@ def km_table(rows: Rows, edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (_, d, c), edge in zip(rows, edges, strict=True):
         n = remaining
         if n > 0:
-            surv *= 1 - d / n
+            surv *= min(1.0, max(0.0, 1 - d / n))  # noisy (DP) counts may give d > n
             greenwood = greenwood + d / (n * (n - d)) if n > d else math.inf
         lower = upper = None
         if 0 < surv < 1 and math.isfinite(greenwood):
@@ -122,6 +127,7 @@ class KaplanMeier(Analysis[KaplanMeierParams]):
     title: ClassVar[str] = "Kaplan–Meier curves and log-rank test"
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "tabular"
     params_model = KaplanMeierParams
+    dp_support: ClassVar[bool] = True
 
     def max_rounds(self, params: KaplanMeierParams) -> int:
         return 2
@@ -138,6 +144,12 @@ class KaplanMeier(Analysis[KaplanMeierParams]):
             return LocalStep(counts, time.perf_counter() - start)
         check_grid(ctx, f.persons.universe, params.time_origin, params.time_width)
         grid = grid_index(f.duration, params.time_origin, params.time_width)
+        if ctx.dp is not None:  # noise on a fixed grid: every cell up to the horizon, whatever the data
+            cuts, group, declared = _dp_grid(params, f.group)
+            labels, levels = bin_labels(grid, f.event, cuts, group, declared)
+            return LocalStep(
+                [BreakdownAggregate("bins", f.persons, labels, levels)], time.perf_counter() - start
+            )
         groups = [] if f.group is None else [np.unique(f.group, return_inverse=True)[1].astype(np.int64)]
         cuts = admissible_cuts(grid, f.event, node_k(ctx, params.min_count, ctx.state), groups)
         labels, levels = bin_labels(grid, f.event, cuts, f.group)
@@ -184,10 +196,42 @@ class KaplanMeier(Analysis[KaplanMeierParams]):
             }
             result["by_group"] = {lab: km_table(rows, edges) for lab, rows in by_group.items()}
             result["logrank"] = {"groups": params.group, **logrank(by_group)}
+        noisy = any(
+            c.get("dp") for p in released.values() for c in released_values(p)["bins"]["cells"].values()
+        )
+        k = state["k"]
         note = (
-            f"{len(edges)} time bins that every hospital admits (every released count is 0 or ≥ {state['k']})"
+            f"{len(edges)} time bins on the fixed grid, from noisy counts (differential privacy)"
+            if noisy
+            else f"{len(edges)} time bins that every hospital admits (every released count is 0 or ≥ {k})"
         )
         return Final(result, [note])
+
+
+MAX_DP_BINS = 400
+
+
+def _dp_grid(params: KaplanMeierParams, group: Any) -> tuple[list[int], Any, list[str] | None]:
+    """Under DP: every grid cell up to the horizon (then one open bin), and the declared groups."""
+    if params.horizon is None or params.horizon <= params.time_origin:
+        raise InputError(
+            "under differential privacy the time grid needs a horizon after time_origin",
+            field="analysis.params.horizon",
+        )
+    cells = math.ceil(round((params.horizon - params.time_origin) / params.time_width, 9))
+    if cells > MAX_DP_BINS:
+        raise InputError(
+            f"at most {MAX_DP_BINS} time bins under differential privacy", field="analysis.params.horizon"
+        )
+    if group is None:
+        return list(range(1, cells + 1)), None, None
+    if not params.group_levels:
+        raise InputError(
+            "under differential privacy the groups must be listed", field="analysis.params.group_levels"
+        )
+    declared = [str(g) for g in params.group_levels]
+    named = np.asarray(group).astype(str)
+    return list(range(1, cells + 1)), np.where(np.isin(named, declared), named, "other"), [*declared, "other"]
 
 
 def _sum_labels(rows: Mapping[str, Rows]) -> Rows:

@@ -198,3 +198,26 @@ def test_spend_and_release_commit_together(tmp_path: Path) -> None:
     assert gate.ledger.line("omop:cdm", "org").spent_rho == pytest.approx(0.1)
     assert gate.ledger.line("omop:cdm", NETWORK).spent_rho == pytest.approx(0.1)
     db.close()
+
+
+SURVIVAL = "tabular/datashield/SURVIVAL/COLLAPSE_NO_MISSING/collapse_no_missing_study{}.csv"
+
+
+def test_kaplan_meier_on_the_fixed_grid_under_dp(tmp_path: Path, shared_data: Path) -> None:
+    """KM under DP: every cell of the grid up to the horizon is a noisy count (no data-chosen bins), the
+    pooled curve stays close to the exact one, and a grid without a horizon is refused, naming it."""
+    tables = {f"h{i}": {"s": shared_data / SURVIVAL.format(i)} for i in (1, 2, 3)}
+    km = {"table": {"dataset": "s"}, "duration": "SURVTIME", "event": "CENS", "time_width": 1.0}
+    with Federation(tables, policy=policy(), folder=tmp_path, signed=True) as fed:
+        exact = fed.run("survival.km", km)
+        missing = fed.run("survival.km", km, dp={"epsilon": 4.0})
+        noisy = fed.run("survival.km", {**km, "horizon": 5.0}, dp={"epsilon": 4.0})
+    assert "analysis.params.horizon" in missing.refused["h1"], missing.refused
+    assert noisy.error is None and noisy.result is not None, (noisy.error, noisy.refused)
+    cells = noisy.releases["h1"][-1]["values"]["bins"]["cells"]
+    assert len(cells) == 2 * 6 and all(c["dp"] is not None for c in cells.values())  # 5 bins + open tail
+    assert exact.result is not None
+    by_start = {b["start"]: b["survival"] for b in exact.result["pooled"]}
+    for row in noisy.result["pooled"]:
+        if row["start"] in by_start:
+            assert abs(row["survival"] - by_start[row["start"]]) < 0.1, row
