@@ -139,6 +139,10 @@ class Analysis(abc.ABC, Generic[P]):
         """The most rounds one study of this analysis may take at a node (one-round analyses: 1)."""
         return 1
 
+    def dp_rounds(self, params: P) -> int:
+        """The rounds a study's DP loss is split over (the gate spends loss / dp_rounds per round)."""
+        return self.max_rounds(params)
+
     @abc.abstractmethod
     def local(self, ctx: LocalContext, params: P) -> LocalStep:
         """Compute this round's aggregates from the hospital's data (``ctx.data``)."""
@@ -188,7 +192,7 @@ def check_privacy_options(
     if dp and not analysis.dp_support:
         raise InputError(
             f"{analysis.name} has no differentially private version; remove the dp block or choose "
-            "feasibility.count, stats.table, stats.mean_variance or survival.km",
+            "feasibility.count, stats.table, stats.mean_variance, stats.summary or survival.km",
             field="dp",
         )
 

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from phds.analyses.base import Analysis, Final, LocalStep, NextRound, released_values
 from phds.analyses.context import LocalContext
+from phds.analyses.summary_dp import dp_combine, dp_local, is_dp_release
 from phds.analyses.tables import VARIABLE_PATTERN, TableSpec, analysis_table, id_column, persons_of
 from phds.errors import InputError
 from phds.privacy.aggregates import Aggregate, BreakdownAggregate, CountAggregate, Persons, SumAggregate
@@ -328,19 +329,30 @@ class Summary(Analysis[SummaryParams]):
     title: ClassVar[str] = "Numeric summary with federated quantiles"
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "tabular"
     params_model = SummaryParams
+    dp_support: ClassVar[bool] = True
 
     def max_rounds(self, params: SummaryParams) -> int:
         return params.max_rounds + 2
 
+    def dp_rounds(self, params: SummaryParams) -> int:
+        return 1  # under DP the summary is one round (phds.analyses.summary_dp)
+
     def local(self, ctx: LocalContext, params: SummaryParams) -> LocalStep:
         start = time.perf_counter()
         column = numeric_values(ctx.data, params.table, params.variable, {})
+        if ctx.dp is not None:
+            return LocalStep(dp_local(column, ctx, params.variable), time.perf_counter() - start)
         return LocalStep(summary_local(column, ctx, ctx.state), time.perf_counter() - start)
 
     def combine(
         self, params: SummaryParams, round_no: int, state: Mapping[str, Any], released: Released
     ) -> Final | NextRound:
         values = {h: released_values(p) for h, p in released.items()}
+        if round_no == 1 and is_dp_release(values):
+            out = dp_combine(values, params.quantiles)
+            bins = out["dp"]["histogram_bins"]
+            note = f"differential privacy: quantiles from a noisy histogram of {bins} bins between the bounds"
+            return Final({"variable": params.variable, **out}, [note])
         st = dict(state)
         if round_no == 1:
             st["k"] = network_k(released)

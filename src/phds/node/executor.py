@@ -321,7 +321,7 @@ def _run(
     gate_ctx = GateContext(
         task.study_id, task.id, task.requester.organisation, analysis.name, task.requester.category,
         analysis.version, task.round, query_hash=binding, dp=dp_settings,
-        dp_rounds=analysis.max_rounds(params),
+        dp_rounds=analysis.dp_rounds(params),
     )  # fmt: skip
 
     def answer(released: GateResult) -> TaskResult:
