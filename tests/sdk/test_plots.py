@@ -193,3 +193,40 @@ def test_age_pyramid_is_youngest_first_and_shows_suppressed_cells_as_ranges(tmp_
     gaps = sorted(int(high.loc[g, s] - low.loc[g, s]) for g, s in cells if high.loc[g, s] > low.loc[g, s])
     assert widths == gaps and gaps
     assert "hatched" in ax.get_title()
+
+
+def test_feasibility_plot_draws_dp_counts_with_their_intervals(tmp_path: Path) -> None:
+    """Under differential privacy the bars are the noisy counts and the network total carries its 95%
+    interval as an error bar that stops at 0; the printed result says how much budget is left."""
+    from datetime import UTC, datetime
+
+    from matplotlib.container import ErrorbarContainer
+
+    from phds.analyses.testing import Federation, everything_auto
+    from phds.demo.scenario import default_cohort
+    from phds.omop.synth import generate
+    from phds.protocol.studies import StudyView
+    from phds.sdk.results import FeasibilityResult, result_for
+
+    made = generate(tmp_path / "cdm", hospitals=2, patients=400, seed=5)
+    omop = {h.slug: {"cdm": f"duckdb:///{h.path}"} for h in made}
+    params = {"cohort": default_cohort(), "breakdowns": ["sex"]}
+    with Federation(omop=omop, policy=everything_auto(), folder=tmp_path / "fed", signed=True) as fed:
+        run = fed.run("feasibility.count", params, dp={"epsilon": 1.0}, service_type="feasibility")
+    assert run.result is not None, run.refused
+    names = sorted(omop)
+    view = StudyView.model_validate({
+        "id": "dp-study", "state": "completed", "round": 1, "version": 1, "submitted_at": None,
+        "finished_at": None, "result": {**run.result, "attribution": {"answered": names}},
+        "spec": {"title": "DP count", "purpose": "p", "organisation": "acme", "service_type": "feasibility",
+                 "hospitals": names, "analysis": {"name": "feasibility.count", "params": params}},
+        "hospitals": [{"hospital": h, "state": "answered", "updated_at": datetime.now(UTC)} for h in names],
+    })  # fmt: skip
+    result = result_for(view)
+    assert isinstance(result, FeasibilityResult) and result.total.estimate is not None
+    assert "budget left" in str(result) and "±" in str(result)
+    ax = plot_result(result, tmp_path / "dp.png").axes[0]
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert bars and "noisy" in ax.get_ylabel()
+    segments = bars[0].lines[2][0].get_segments()
+    assert all(min(s[0][1], s[1][1]) >= 0 for s in segments)  # the interval never goes below 0

@@ -108,6 +108,11 @@ def _youngest_first(frame: Any) -> Any:
     return frame
 
 
+def _drawn(cell: dict[str, Any]) -> float:
+    """A released count as drawn: a noisy (DP) count at its value, a suppressed one at its lower bound."""
+    return float((cell.get("value") if cell.get("dp") else cell.get("lower")) or 0)
+
+
 def feasibility_plot(result: FeasibilityResult) -> Figure:
     """Persons per breakdown cell, one panel per breakdown, stacked by hospital (lower bounds)."""
     dims = list(result.breakdowns) or ["persons"]
@@ -122,12 +127,20 @@ def feasibility_plot(result: FeasibilityResult) -> Figure:
             table = (entry.get("breakdowns") or {}).get(dim) or {}
             if dim not in result.breakdowns:
                 table = {"all": entry.get("persons") or {}}
-            values = [float((table.get(c) or {}).get("lower") or 0) for c in cells]
+            values = [_drawn(table.get(c) or {}) for c in cells]
             ax.bar(cells, values, bottom=base, color=colours(k), label=hospital)
             base = [b + v for b, v in zip(base, values, strict=True)]
+        totals = [result.breakdowns[dim][c] for c in cells] if dim in result.breakdowns else [result.total]
+        if any(t.estimate is not None for t in totals):  # differential privacy: the 95% interval
+            estimates = [float(t.estimate or 0) for t in totals]
+            below = [float(t.estimate or 0) - t.lower for t in totals]  # the interval stops at 0
+            above = [t.upper - float(t.estimate or 0) for t in totals]
+            ax.errorbar(cells, estimates, yerr=[below, above], fmt="none", ecolor="black", capsize=4,
+                        label="network, 95% interval (DP)")  # fmt: skip
         ax.set_title(dim.replace("_", " "), fontsize=10)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-        ax.set_ylabel("persons (lower bound where suppressed)")
+        noisy = any(t.estimate is not None for t in totals)
+        ax.set_ylabel("persons (noisy counts, DP)" if noisy else "persons (lower bound where suppressed)")
     fig.axes[0].legend(fontsize=8)
     fig.suptitle(result.study.spec.title, fontsize=10)
     return fig
