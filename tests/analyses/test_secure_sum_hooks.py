@@ -322,3 +322,29 @@ def test_combine_secure_refuses_sums_with_a_missing_block(
     del sums[dropped]
     with pytest.raises(InputError, match=f"the secure sum has no block '{dropped}'"):
         analysis.combine_secure(parsed, round_no, state, sums, ["a"])
+
+
+def test_feasibility_under_dp_and_secure_aggregation_adds_distributed_noise(
+    omop: dict[str, dict[str, str]],
+) -> None:
+    """Under both, each node adds a share of discrete Gaussian noise (its own count stays unclamped and at
+    the node); the hub sees only the noisy network sum, whose 95% interval is the shares' together and
+    covers the exact total. The shares are calibrated for the threshold's contributors (Kairouz et al.)."""
+    params = {"cohort": COHORT, "breakdowns": ["sex"]}
+    with Federation(omop=omop, policy=everything_auto(), signed=True) as fed:
+        exact = fed.run("feasibility.count", params)
+        both_ = fed.run("feasibility.count", params, secure_aggregation=True, dp={"epsilon": 1.0})
+    assert exact.result is not None and both_.result is not None, (both_.error, both_.refused)
+    total = both_.result["total"]
+    truth = exact.result["total"]["lower"]
+    assert total["estimate"] is not None and total["ci95"] > 0 and not total["exact"]
+    assert total["lower"] <= truth <= total["upper"] or abs(total["estimate"] - truth) < 4 * total["ci95"]
+    share = both_.releases[sorted(omop)[0]][0]["values"]["persons"]
+    assert share["dp"]["share_of"] == 2 and share["dp"]["mechanism"] == "distributed_discrete_gaussian"
+    assert both_.result["hospitals"] == {h: {} for h in sorted(omop)}
+    # The GLM has no distributed DP: the hub refuses the combination, naming the field.
+    from phds.analyses.base import check_privacy_options
+
+    with pytest.raises(InputError) as refused:
+        check_privacy_options(get_analysis("stats.glm"), dp=True, secure_aggregation=True)
+    assert refused.value.field == "dp"

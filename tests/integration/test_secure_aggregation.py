@@ -195,3 +195,16 @@ def test_secure_stratified_cox_equals_the_plaintext_fit(survival_network: LocalN
     assert secure["result"]["secure_aggregation"]["rounds"]
     with survival_network.client() as client:
         assert client.verify(secure["id"]).secure_rounds >= 1
+
+
+def test_secure_feasibility_with_distributed_dp(secure_omop: LocalNetwork) -> None:
+    """DP and secure aggregation together: each node adds its share of the noise, the hub sees the noisy
+    sum only, and the requester verifies it from the transcript."""
+    spec = feasibility_spec(secure_omop, OMOP_SITES, title="secure noisy count", secure_aggregation=True,
+                            dp={"epsilon": 1.0})  # fmt: skip
+    done = _run(secure_omop, spec)
+    assert done["state"] == "completed", done
+    total = done["result"]["total"]
+    assert total["estimate"] is not None and total["ci95"] > 0 and not total["exact"]
+    with secure_omop.client() as client:
+        assert client.verify(done["id"]).secure_rounds == 1

@@ -119,6 +119,8 @@ class Analysis(abc.ABC, Generic[P]):
     params_model: type[P]
     dp_support: ClassVar[bool] = False
     """True when the local step can run under differential privacy (fixed grids, clipping bounds)."""
+    dp_secure_support: ClassVar[bool] = False
+    """True when its secure sum can carry distributed DP noise (each node a share)."""
     secure_aggregation_support: ClassVar[bool] = False
     """True when the analysis implements the three secure-sum hooks below (its combine is a sum)."""
 
@@ -188,6 +190,12 @@ def check_privacy_options(
             f"{analysis.name} cannot run under secure aggregation (its combine is not a sum); remove "
             "secure_aggregation or choose feasibility.count, stats.glm or survival.cox",
             field="secure_aggregation",
+        )
+    if dp and secure_aggregation and not analysis.dp_secure_support:
+        raise InputError(
+            f"{analysis.name} has no distributed DP under secure aggregation; use one of the two, or "
+            "feasibility.count",
+            field="dp",
         )
     if dp and not analysis.dp_support:
         raise InputError(

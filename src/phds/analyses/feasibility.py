@@ -16,6 +16,7 @@ hospitals with empty entries instead of their counts.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
@@ -37,7 +38,7 @@ from phds.cohorts import CohortDefinition, count_cohort_persons, parse_cohort, v
 from phds.cohorts.count import AGE_GROUP_LEVELS, SEX_LEVELS
 from phds.errors import InputError
 from phds.privacy.aggregates import Aggregate, BreakdownAggregate, CountAggregate, Persons
-from phds.privacy.disclosure import network_total
+from phds.privacy.disclosure import Z_975, network_total
 from phds.protocol.releases import NetworkTotal, ReleasedCount
 
 Breakdown = Literal["sex", "age_group", "year"]
@@ -84,6 +85,7 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
     params_model = FeasibilityParams
     dp_support: ClassVar[bool] = True
     secure_aggregation_support: ClassVar[bool] = True
+    dp_secure_support: ClassVar[bool] = True
 
     def check_at_hub(self, params: FeasibilityParams, known_concepts: KnownConcepts | None = None) -> None:
         try:
@@ -161,7 +163,7 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
         self, params: FeasibilityParams, round_no: int, state: Mapping[str, Any]
     ) -> SecureLayout | None:
         """``persons`` and each breakdown's fixed grid (cells in vocabulary order), 3 integers a count."""
-        blocks = [("persons", 3)] + [(f"by_{dim}", 3 * len(_grid(dim))) for dim in params.breakdowns]
+        blocks = [("persons", ENTRY)] + [(f"by_{dim}", ENTRY * len(_grid(dim))) for dim in params.breakdowns]
         return SecureLayout(tuple(blocks), scale=1, clip=COUNT_CLIP)
 
     def secure_summands(
@@ -169,7 +171,7 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
     ) -> dict[str, Any]:
         """The node's released counts as integer triples; its breakdowns must be on the fixed grids."""
         values = released_values(payload)
-        out: dict[str, Any] = {"persons": _triple(_count(values["persons"]))}
+        out: dict[str, Any] = {"persons": _entry(_count(values["persons"]))}
         for dim in params.breakdowns:
             cells = values[f"by_{dim}"]["cells"]
             grid = _grid(dim)
@@ -177,7 +179,7 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
                 raise InputError(
                     f"the {dim} breakdown was not released on its fixed grid", field="secure_aggregation"
                 )
-            out[f"by_{dim}"] = [v for cell in grid for v in _triple(_count(cells[cell]))]
+            out[f"by_{dim}"] = [v for cell in grid for v in _entry(_count(cells[cell]))]
         return out
 
     def combine_secure(
@@ -197,12 +199,12 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
             raise InputError(f"the secure sum has no block {missing[0]!r}", field="secure_aggregation")
         network: dict[str, dict[str, Any]] = {}
         for dim in params.breakdowns:
-            triples = _triples(sums[f"by_{dim}"], len(_grid(dim)))
-            network[dim] = {cell: _network(t) for cell, t in sorted(zip(_grid(dim), triples, strict=True))}
+            entries = _entries(sums[f"by_{dim}"], len(_grid(dim)))
+            network[dim] = {cell: _network(t) for cell, t in sorted(zip(_grid(dim), entries, strict=True))}
         return Final(
             {
                 "hospitals": {h: {} for h in sorted(contributors)},
-                "total": _network(_triples(sums["persons"], 1)[0]),
+                "total": _network(_entries(sums["persons"], 1)[0]),
                 "breakdowns": network,
                 "secure_aggregation": True,
             }
@@ -219,24 +221,43 @@ def _grid(dim: str) -> tuple[str, ...]:
     return grid
 
 
-def _triple(count: ReleasedCount) -> list[int]:
-    if count.dp is not None:
+ENTRY = 5
+"""Integers per count in the secure sum: lower, upper, suppressed, noisy (0/1) and the noise variance of
+a distributed-DP share in thousandths (so the hub knows the sum's noise without seeing any share)."""
+
+
+def _entry(count: ReleasedCount) -> list[int]:
+    if count.dp is None:
+        return [count.lower, count.upper, int(count.suppressed), 0, 0]
+    if not count.dp.share_of:
         raise InputError(
-            "noisy (differentially private) counts are not combined by secure aggregation",
+            "a noisy count that is not a share of distributed noise cannot be summed securely",
             field="secure_aggregation",
         )
-    return [count.lower, count.upper, int(count.suppressed)]
+    # A share of distributed noise (phds.privacy.dp_distributed): its variance is the network scale²
+    # divided among the contributors it was calibrated for.
+    value = int(count.value or 0)
+    return [value, value, 0, 1, round(count.dp.scale**2 / count.dp.share_of * 1000)]
 
 
-def _triples(block: Any, cells: int) -> list[tuple[int, int, int]]:
-    """A summed block as integer triples; fixed-point sums of integers at scale 1 are integers."""
-    values = np.rint(np.asarray(block, dtype=float)).astype(np.int64).reshape(cells, 3)
-    return [(int(lo), int(hi), int(s)) for lo, hi, s in values]
+def _entries(block: Any, cells: int) -> list[tuple[int, ...]]:
+    """A summed block as integer entries; fixed-point sums of integers at scale 1 are integers."""
+    values = np.rint(np.asarray(block, dtype=float)).astype(np.int64).reshape(cells, ENTRY)
+    return [tuple(int(v) for v in row) for row in values]
 
 
-def _network(triple: tuple[int, int, int]) -> dict[str, Any]:
-    lower, upper, suppressed = triple
-    return _total_json(NetworkTotal(lower=lower, upper=upper, suppressed_contributions=suppressed))
+def _network(entry: tuple[int, ...]) -> dict[str, Any]:
+    lower, upper, suppressed, noisy, variance = entry
+    if not noisy:
+        return _total_json(NetworkTotal(lower=lower, upper=upper, suppressed_contributions=suppressed))
+    # Noisy shares summed: the estimate is the sum, its 95% half-width 1.96·√(Σ share variances); exact
+    # or suppressed contributions of hospitals without DP widen the interval by what is known of them.
+    half = Z_975 * math.sqrt(variance / 1000) + (upper - lower) / 2
+    center = (lower + upper) / 2
+    return _total_json(NetworkTotal(
+        lower=max(0, math.floor(center - half)), upper=max(0, math.ceil(center + half)),
+        suppressed_contributions=suppressed, exact=False, estimate=max(0, round(center)), ci95=round(half, 3),
+    ))  # fmt: skip
 
 
 def _count(raw: Mapping[str, Any]) -> ReleasedCount:

@@ -322,6 +322,7 @@ def _run(
         task.study_id, task.id, task.requester.organisation, analysis.name, task.requester.category,
         analysis.version, task.round, query_hash=binding, dp=dp_settings,
         dp_rounds=analysis.dp_rounds(params),
+        secure_parties=task.secagg.threshold if task.secagg is not None else 0,
     )  # fmt: skip
 
     def answer(released: GateResult) -> TaskResult:

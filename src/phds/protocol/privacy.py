@@ -77,6 +77,10 @@ class DpStatement(WireModel):
     ci95: float = Field(ge=0)
     alpha: float = 0.05
     reused: bool = Field(False, description="A repeat of an identical earlier release, spending nothing.")
+    share_of: int | None = Field(
+        None,
+        description="A share of distributed noise: the sum over at least this many nodes has this scale.",
+    )
 
 
 class DpBudget(WireModel):

@@ -102,10 +102,6 @@ class StudySpec(BaseModel):
     def _privacy_options(self) -> StudySpec:
         if self.secure_aggregation and len(self.hospitals) < 2:
             raise ValueError("secure_aggregation needs at least 2 hospitals")
-        if self.secure_aggregation and self.dp is not None:
-            raise ValueError(
-                "dp and secure_aggregation cannot be combined yet (distributed noise is not built)"
-            )
         return self
 
     @field_validator("hospitals")

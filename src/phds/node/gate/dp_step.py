@@ -35,6 +35,7 @@ from phds.node.dp_ledger import DpLedger
 from phds.node.gate.pipeline import Next, Release
 from phds.privacy import dp
 from phds.privacy.aggregates import Aggregate, BreakdownAggregate, CountAggregate, Persons, SumAggregate
+from phds.privacy.dp_distributed import distributed_counts
 from phds.protocol.canonical import canonical_hash
 from phds.protocol.privacy import DpBudget, DpStatement
 from phds.protocol.releases import ReleasedBreakdown, ReleasedCount, ReleasedSums
@@ -92,13 +93,15 @@ def _statement(noisy: dp.NoisyValues, delta: float, ci95: float | None = None) -
     )
 
 
-def _count(value: float, statement: DpStatement, threshold: int) -> ReleasedCount:
-    v = max(0, round(value))  # clamping at 0 is post-processing (Dwork & Roth 2014, Prop. 2.1)
+def _count(value: float, statement: DpStatement, threshold: int, *, share: bool = False) -> ReleasedCount:
+    # Clamping at 0 is post-processing (Dwork & Roth 2014, Prop. 2.1); a share of distributed noise is
+    # not clamped, or the network sum of the shares would be biased.
+    v = round(value) if share else max(0, round(value))
     return ReleasedCount(
         value=v,
         suppressed=False,
         threshold=threshold,
-        lower=max(0, math.floor(v - statement.ci95)),
+        lower=math.floor(v - statement.ci95) if share else max(0, math.floor(v - statement.ci95)),
         upper=math.ceil(v + statement.ci95),
         dp=statement,
     )
@@ -119,7 +122,9 @@ class DpStep:
         spent: dict[str, float] = {}
         for agg in release.aggregates:
             universe = agg.persons.universe  # type: ignore[union-attr]  # _parts admitted only these
-            how = {"rho": per.rho, "delta": settings.delta, "mechanism": settings.mechanism}
+            how: dict[str, Any] = {"rho": per.rho, "delta": settings.delta, "mechanism": settings.mechanism}
+            if release.ctx.secure_parties > 1:
+                how["secure_parties"] = release.ctx.secure_parties
             if isinstance(agg, SumAggregate):
                 how["bounds"] = {k: list(v) for k, v in sorted(_bounds(agg).items())}
             key = evidence_key(agg, how)
@@ -151,6 +156,9 @@ class DpStep:
 
     def _noisy(self, release: Release, agg: Aggregate, per: dp.PrivacyLoss, s: DpInForce) -> Any:
         k, mech = release.k, s.mechanism
+        parties = release.ctx.secure_parties
+        if parties > 1:  # under secure aggregation: this node's share of the network's noise
+            return _shares(agg, per, parties, s.delta, k)
         if isinstance(agg, CountAggregate):
             noisy = dp.noisy_counts([agg.persons.size], per, mechanism=mech)  # type: ignore[arg-type]
             return _count(noisy.values[0], _statement(noisy, s.delta), k)
@@ -186,6 +194,30 @@ class DpStep:
             values={name: float(v.values[0]) for name, v in sums.items()},
             dp={name: _statement(v, s.delta) for name, v in sums.items()},
         )
+
+
+def _shares(agg: Aggregate, per: dp.PrivacyLoss, parties: int, delta: float, k: int) -> Any:
+    """Counts and breakdowns with a share of distributed noise (:mod:`phds.privacy.dp_distributed`),
+    calibrated so that the sum over at least *parties* nodes spends *per*."""
+    if isinstance(agg, CountAggregate):
+        noisy = distributed_counts([agg.persons.size], per, parties)
+        stmt = _statement(noisy, delta).model_copy(update={"share_of": parties})
+        return _count(noisy.values[0], stmt, k, share=True)
+    if not isinstance(agg, BreakdownAggregate) or not agg.declared:
+        raise DisclosureRefused(
+            f"{agg.name}: under differential privacy with secure aggregation only counts and breakdowns "
+            "on fixed grids have a distributed mechanism"
+        )
+    cells = agg.cells()
+    noisy = distributed_counts(list(cells.values()), per, parties)
+    statement = _statement(noisy, delta).model_copy(update={"share_of": parties})
+    out = {lv: _count(v, statement, k, share=True) for lv, v in zip(cells, noisy.values, strict=True)}
+    total = sum(c.value or 0 for c in out.values())
+    total_stmt = statement.model_copy(update={"ci95": statement.ci95 * math.sqrt(len(cells))})
+    half = total_stmt.ci95
+    total_count = ReleasedCount(value=total, suppressed=False, threshold=k, dp=total_stmt,
+                                lower=math.floor(total - half), upper=math.ceil(total + half))  # fmt: skip
+    return ReleasedBreakdown(total=total_count, cells=out)
 
 
 def _sum_half(noisy: dp.NoisyValues, cells: int) -> float:

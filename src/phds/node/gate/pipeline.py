@@ -52,6 +52,7 @@ class GateContext:
     query_hash: str = ""  # canonical hash of analysis, version and parameters (query budgets, repeats)
     dp: DpInForce | None = None  # differential privacy in force (the DP step); None: exact rules
     dp_rounds: int = 1  # the analysis's most rounds: the study's loss is split over them
+    secure_parties: int = 0  # under secure aggregation: the fewest nodes whose noise the sum carries
 
 
 @dataclass
