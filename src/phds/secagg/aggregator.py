@@ -203,7 +203,7 @@ def _aggregate(
         if list(answer.b_shares) != survivors or list(answer.s_shares) != dropped:
             raise SecAggError(f"{name}'s unmask answer lacks shares it was asked for")
     _need(config, answers, "answered the unmask request")
-    use = list(answers.values())[: config.threshold]  # pycryptodome combines exactly t shares
+    use = list(answers.values())[: config.threshold]  # t shares suffice (phds.secagg.shamir)
     length = config.vector_length
     total = np.zeros(length, dtype=np.uint64)
     for u in survivors:

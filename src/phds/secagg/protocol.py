@@ -31,6 +31,8 @@ that it never masks two different inputs with the same masks.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
@@ -112,8 +114,19 @@ def encode_vector(vector: U64) -> str:
 
 
 def decode_vector(text: str, length: int) -> U64:
-    """Inverse of :func:`encode_vector`, for exactly *length* words."""
-    raw = b64decode(text, length=8 * length, what="vector")
+    """Inverse of :func:`encode_vector`, for exactly *length* words.
+
+    Unlike :func:`phds.trust.keys.b64decode` this does not re-encode to refuse other spellings of the
+    last character's unused bits (a megabyte costs milliseconds): the vector is always read from a
+    signed message, whose signature covers the text as sent."""
+    if not isinstance(text, str) or not text.isascii():
+        raise InputError("vector is not URL-safe base64", field="vector")
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError("vector is not URL-safe base64", field="vector") from None
+    if len(raw) != 8 * length:
+        raise InputError(f"vector must be {8 * length} bytes in unpadded URL-safe base64", field="vector")
     return np.frombuffer(raw, dtype="<u8").astype(np.uint64)
 
 
