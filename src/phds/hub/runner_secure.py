@@ -16,7 +16,15 @@ from typing import Any
 from phds.analyses import get_analysis
 from phds.errors import NotFound, PermissionDenied, PhdsError
 from phds.hub import secagg
-from phds.hub.runner_rounds import Wakeups, advance, apply_outcome, finish, set_target, target_of
+from phds.hub.runner_rounds import (
+    Wakeups,
+    advance,
+    apply_outcome,
+    changed,
+    finish,
+    set_target,
+    target_of,
+)
 from phds.hub.store import HubStore, UnitOfWork
 from phds.hub.store.models import utcnow
 from phds.hub.store.secagg_models import STAGE_DONE, STAGE_FAILED, SecAggSessionRow
@@ -122,6 +130,7 @@ class SecureRounds:
         wake.studies.add(study.id)
         if done and study.round == row.round and not StudyState(study.state).is_final:
             complete_secure_round(uow, study, row, now, wake)
+            changed(study, wake)  # a new version: requesters waiting on /wait see the round's outcome
         elif row.stage == STAGE_FAILED:
             advance(uow, study, now, wake)
 
