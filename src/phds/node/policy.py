@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from phds.privacy.design_checks import DesignLimits
 from phds.privacy.disclosure import NETWORK_MIN_CELL_COUNT, NETWORK_NFILTER_GLM
 from phds.privacy.dominance import DominanceRules
+from phds.protocol.privacy import ClippingBounds
 
 log = logging.getLogger(__name__)
 
@@ -138,17 +139,9 @@ class DifferentialPrivacy(_Strict):
     )
     requester_budget: DpLoss = Field(default_factory=lambda: DpLoss(epsilon=5.0))
     network_budget: DpLoss = Field(default_factory=lambda: DpLoss(epsilon=10.0))
-    bounds: dict[str, tuple[float, float]] = Field(
+    bounds: ClippingBounds = Field(
         default_factory=dict, description="Clipping bounds per variable; they replace a study's bounds."
     )
-
-    @field_validator("bounds")
-    @classmethod
-    def _ordered(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
-        for name, (lower, upper) in value.items():
-            if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
-                raise ValueError(f"bounds of {name!r} must be finite with lower < upper")
-        return value
 
     def requirement(self, request: TaskRequest) -> DpRequirement | None:
         """The first ``require`` entry matching *request*, if any."""

@@ -14,9 +14,9 @@ Simplifications, Extensions, and Lower Bounds", TCC): losses add under compositi
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from phds.protocol.common import WireModel
 
@@ -29,6 +29,17 @@ def _finite_positive(value: float | None) -> float | None:
     return value
 
 
+def _ordered_bounds(value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    for name, (lower, upper) in value.items():
+        if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
+            raise ValueError(f"bounds of {name!r} must be finite with lower < upper")
+    return value
+
+
+ClippingBounds = Annotated[dict[str, tuple[float, float]], AfterValidator(_ordered_bounds)]
+"""Clipping bounds [lower, upper] per numeric variable: finite, lower < upper (study and policy)."""
+
+
 class DpRequest(WireModel):
     """A study's ``dp:`` block: give exactly one of ``epsilon`` or ``rho`` (per hospital, whole study)."""
 
@@ -37,7 +48,7 @@ class DpRequest(WireModel):
     )
     rho: float | None = Field(None, description="Total ρ (zCDP) per hospital for this study.")
     mechanism: DpMechanism = Field("discrete_gaussian", description="Noise for counts.")
-    bounds: dict[str, tuple[float, float]] = Field(
+    bounds: ClippingBounds = Field(
         default_factory=dict, description="Clipping bounds [lower, upper] per numeric variable, for sums."
     )
 
@@ -45,14 +56,6 @@ class DpRequest(WireModel):
     @classmethod
     def _positive(cls, value: float | None) -> float | None:
         return _finite_positive(value)
-
-    @field_validator("bounds")
-    @classmethod
-    def _ordered(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
-        for name, (lower, upper) in value.items():
-            if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
-                raise ValueError(f"bounds of {name!r} must be finite with lower < upper")
-        return value
 
     @model_validator(mode="after")
     def _one_loss(self) -> DpRequest:
@@ -93,4 +96,4 @@ class DpBudget(WireModel):
     delta: float
 
 
-__all__ = ["DpBudget", "DpMechanism", "DpRequest", "DpStatement"]
+__all__ = ["ClippingBounds", "DpBudget", "DpMechanism", "DpRequest", "DpStatement"]
