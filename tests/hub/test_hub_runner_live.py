@@ -42,10 +42,14 @@ def test_a_waiting_node_is_woken_by_a_new_task(
     )
     until(portal, lambda: notifier.waiting(node_id) == 1)
     assert not pending.done(), "no task yet, so the poll waits"
+    admin = network.tokens["admin"]
+    assert network.client.get("/api/v1/nodes/h1", token=admin).json()["polling_since"] is not None
+    assert network.client.get("/api/v1/nodes/h2", token=admin).json()["polling_since"] is None
     study = network.submit(study_spec("uni-a", ["h1", "h2"]))
     [task] = pending.result(timeout=60).json()
     assert task["study_id"] == study["id"] and task["hospital"] == "h1"
     assert notifier.waiting(node_id) == 0
+    assert network.client.get("/api/v1/nodes/h1", token=admin).json()["polling_since"] is None
 
 
 def test_a_waiting_requester_is_woken_when_the_study_changes(

@@ -8,11 +8,13 @@ the hub's tables are read through its own SQLAlchemy models, and the nodes' audi
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -189,3 +191,25 @@ def task_of(network: LocalNetwork, study_id: str, hospital: str) -> dict[str, An
 def released_for(entries: list[dict[str, Any]], task_id: str) -> list[dict[str, Any]]:
     """The ``value_released`` audit entries of one task."""
     return [e for e in entries if e["kind"] == "value_released" and e.get("task_id") == task_id]
+
+
+def pause_while_polling(
+    network: LocalNetwork, hospital: str, poll_wait: float, fresh_for: float = 15.0
+) -> None:
+    """SIGSTOP *hospital*'s node (long-polling *poll_wait* s) at a moment its poll for tasks is open at
+    the hub with at least *fresh_for* s left, so a task submitted next is leased into a poll the node
+    never reads. A node caught between polls, or late in one, is resumed and tried again."""
+    process = network.nodes[hospital].process
+    assert process is not None and process.poll() is None
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        process.send_signal(signal.SIGSTOP)
+        with api(network, network.admin_token) as http:
+            since = http.get(f"/nodes/{hospital}").raise_for_status().json()["polling_since"]
+        if since is not None:
+            age = (datetime.now(UTC) - datetime.fromisoformat(since)).total_seconds()
+            if age < poll_wait - fresh_for:
+                return
+        process.send_signal(signal.SIGCONT)
+        time.sleep(0.5)
+    raise AssertionError(f"{hospital}'s node never held a fresh long poll in {TIMEOUT:.0f} s")

@@ -24,6 +24,7 @@ from .support import (
     audit_entries_now,
     audit_verify,
     feasibility_spec,
+    pause_while_polling,
     released_for,
     results_of,
     task_of,
@@ -44,9 +45,10 @@ def _final(network: LocalNetwork, study_id: str) -> dict[str, object]:
 def test_a_node_killed_holding_a_lease_is_redelivered_the_task_and_answers_it_once(
     network: LocalNetwork,
 ) -> None:
-    alpha = network.nodes["alpha"].process
-    assert alpha is not None and alpha.poll() is None
-    alpha.send_signal(signal.SIGSTOP)  # its long poll is open: the hub will lease the task into it
+    # The network's nodes poll for 3 s: too short to submit a study inside one poll on a loaded machine.
+    network.stop_node("alpha")
+    network.start_node("alpha", node_args=("--poll-wait", "30", "--catalogue-minutes", "0"))
+    pause_while_polling(network, "alpha", poll_wait=30)  # the hub will lease the task into the open poll
     with network.client() as client:
         study = client.submit(feasibility_spec(network, ["alpha", "beta"]))
 

@@ -165,14 +165,18 @@ class LocalNetwork:
             raise PhdsError("the hub was never started")
         return _stop_process(self.hub, sig, timeout)
 
-    def start_node(self, name: str, *, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start_node(
+        self, name: str, *, extra_env: dict[str, str] | None = None, node_args: tuple[str, ...] | None = None
+    ) -> subprocess.Popen[bytes]:
         """Start (or restart) the agent of hospital *name* with its existing config and credential;
-        *extra_env* adds environment variables to this process (e.g. a fault-injection point)."""
+        *extra_env* adds environment variables to this process (e.g. a fault-injection point), and
+        *node_args* replaces the network's ``phds node run`` options for it."""
         node = self.nodes[name]
         if node.process is not None and node.process.poll() is None:
             raise PhdsError(f"the node of {name} is already running")
+        args = self.node_args if node_args is None else node_args
         node.process = self._spawn(
-            f"node-{name}", "node", "run", "--config", str(node.config), *self.node_args, extra_env=extra_env
+            f"node-{name}", "node", "run", "--config", str(node.config), *args, extra_env=extra_env
         )
         return node.process
 

@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ class Subscription:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.event = asyncio.Event()
+        self.since = datetime.now(UTC)
 
     async def wait(self, timeout: float) -> bool:
         try:
@@ -93,3 +95,9 @@ class Notifier:
         """How many waiters *key* has (for tests and diagnostics)."""
         with self._lock:
             return len(self._subscriptions.get(key, ()))
+
+    def waiting_since(self, key: Any) -> datetime | None:
+        """When *key*'s newest open wait began, or None when nobody waits on it (a node's open long poll
+        is how an operator knows the node is connected right now)."""
+        with self._lock:
+            return max((s.since for s in self._subscriptions.get(key, ())), default=None)

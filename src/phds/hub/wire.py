@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from phds.hub.store.models import ApiTokenRow, CatalogueEntryRow, NodeRow, OrganisationRow, UserRow
 from phds.hub.store.secagg_models import SecAggSessionRow
 from phds.hub.store.study_models import StudyRow, TaskRow
@@ -55,7 +57,7 @@ def token(row: ApiTokenRow) -> TokenInfo:
     )
 
 
-def node(row: NodeRow) -> NodeInfo:
+def node(row: NodeRow, polling_since: datetime | None = None) -> NodeInfo:
     """A node on the wire; its name is its hospital's slug."""
     return NodeInfo(
         id=row.id,
@@ -65,6 +67,7 @@ def node(row: NodeRow) -> NodeInfo:
         enrolled_at=row.enrolled_at,
         last_seen_at=row.last_seen_at,
         public_key=row.public_key,
+        polling_since=polling_since,
     )
 
 

@@ -29,3 +29,6 @@ class NodeInfo(WireModel):
     enrolled_at: datetime
     last_seen_at: datetime | None
     public_key: str | None = Field(default=None, description="Pinned at enrolment; signs every release")
+    polling_since: datetime | None = Field(
+        default=None, description="When the node's open long poll for tasks began; None when it has none"
+    )

@@ -12,6 +12,7 @@ from phds.hub.auth import (
     AdminOrSteward,
     AnyUser,
     NodeCaller,
+    Notifications,
     Principal,
     Settings,
     Store,
@@ -31,10 +32,11 @@ NodeViewer = Annotated[Principal, allow("admin", "steward", "node")]
 
 
 @router.get("", response_model=list[NodeInfo])
-def list_nodes(caller: AdminOrSteward, store: Store) -> list[NodeInfo]:
+def list_nodes(caller: AdminOrSteward, store: Store, notifier: Notifications) -> list[NodeInfo]:
     """Every node for admins; a steward's own hospital's node."""
     with store.unit() as uow:
-        return [wire.node(row) for row in uow.nodes.list(organisation_id=organisation_scope(caller))]
+        rows = uow.nodes.list(organisation_id=organisation_scope(caller))
+        return [wire.node(row, notifier.waiting_since(row.id)) for row in rows]
 
 
 @router.get("/me", response_model=NodeInfo)
@@ -90,7 +92,7 @@ def node_audit_heads(hospital: Slug, caller: NodeViewer, store: Store) -> list[S
 
 
 @router.get("/{hospital}", response_model=NodeInfo)
-def get_node(hospital: Slug, caller: NodeViewer, store: Store) -> NodeInfo:
+def get_node(hospital: Slug, caller: NodeViewer, store: Store, notifier: Notifications) -> NodeInfo:
     """A hospital's node: admins any, a steward or node only its own hospital's (404 otherwise)."""
     with store.unit() as uow:
         org = uow.organisations.by_name(hospital)
@@ -98,4 +100,4 @@ def get_node(hospital: Slug, caller: NodeViewer, store: Store) -> NodeInfo:
         if org is None or node is None:
             raise NotFound(f"no node for hospital {hospital!r}")
         ensure_sees_organisation(caller, org.id, f"node for hospital {hospital!r}")
-        return wire.node(node)
+        return wire.node(node, notifier.waiting_since(node.id))
