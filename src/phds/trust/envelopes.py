@@ -19,6 +19,7 @@ from typing import Any
 
 from phds.errors import InputError, SignatureInvalid
 from phds.protocol.canonical import canonical_hash
+from phds.protocol.receipts import UsageReceipt
 from phds.protocol.trust import ReleaseEnvelope, SignedAuditHead
 from phds.trust.keys import KeyPair, PublicKey, signed_content
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ENVELOPE_CONTEXT = "phds.release-envelope.v1"
 AUDIT_HEAD_CONTEXT = "phds.audit-head.v1"
+RECEIPT_CONTEXT = "phds.usage-receipt.v1"
 
 
 def _hash(value: Any, what: str) -> str:
@@ -126,13 +128,32 @@ def verify_audit_head(head: SignedAuditHead, public_key_b64: str) -> None:
     )
 
 
+def sign_receipt(receipt: UsageReceipt, key: KeyPair) -> UsageReceipt:
+    """*receipt* signed by the node *key* (its ``node_key_id`` is set to the key's)."""
+    unsigned = receipt.model_copy(update={"node_key_id": key.key_id, "signature": ""})
+    signature = key.sign(signed_content(RECEIPT_CONTEXT, unsigned.body()))
+    return unsigned.model_copy(update={"signature": signature})
+
+
+def verify_receipt(receipt: UsageReceipt, public_key_b64: str) -> None:
+    """Check that the node key *public_key_b64* signed *receipt*; :class:`SignatureInvalid` otherwise."""
+    what = f"usage receipt {receipt.receipt_id} from {receipt.hospital}"
+    _verify(
+        public_key_b64, receipt.node_key_id, signed_content(RECEIPT_CONTEXT, receipt.body()),
+        receipt.signature, what,
+    )  # fmt: skip
+
+
 __all__ = [
     "AUDIT_HEAD_CONTEXT",
     "ENVELOPE_CONTEXT",
+    "RECEIPT_CONTEXT",
     "ReleaseEnvelope",
     "SignedAuditHead",
     "open_envelope",
     "seal",
     "sign_audit_head",
+    "sign_receipt",
     "verify_audit_head",
+    "verify_receipt",
 ]
