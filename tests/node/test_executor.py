@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phds.node.executor import INTERNAL_ERROR, NodeRuntime, execute_task, params_summary
+from phds.node.binding import params_summary
+from phds.node.executor import INTERNAL_ERROR, NodeRuntime, execute_task
 from phds.protocol.tasks import ResultStatus, Task
 
 TaskFactory = Callable[..., Task]
@@ -50,7 +51,8 @@ def test_audit_log_records_each_step_in_order_and_the_result_names_its_entry(
 ) -> None:
     result = execute_task(task_factory(), runtime)
     entries = runtime.audit.entries("study-1")
-    assert [e.kind for e in entries] == ["task_received", "decision", "query_run", "value_released"]
+    kinds = ["task_received", "decision", "query_run", "value_released", "usage_receipt"]
+    assert [e.kind for e in entries] == kinds
     assert entries[0].payload["requester_org"] == "uni-a" and entries[0].payload["attempt"] == 1
     assert entries[1].payload["allowed"] is True and "academic statistics" in entries[1].payload["reason"]
     assert entries[2].payload == {
@@ -58,6 +60,12 @@ def test_audit_log_records_each_step_in_order_and_the_result_names_its_entry(
     }  # fmt: skip
     assert entries[3].payload == result.payload
     assert result.audit_hash == entries[3].hash
+    receipt = result.receipt  # metered from the receipt, signed in the release's own transaction
+    assert receipt is not None and (receipt.audit_seq, receipt.audit_hash) == (
+        entries[4].seq,
+        entries[4].hash,
+    )
+    assert receipt.outcome == "answered" and receipt.task_id == result.task_id
     assert runtime.audit.verify().ok
 
 
@@ -73,7 +81,7 @@ def test_no_matching_rule_and_deny_rules_decline_with_the_reason(
     )
     assert blocked.status is ResultStatus.DECLINED
     assert blocked.reason is not None and "rule 1 (blocked) denies" in blocked.reason
-    assert _kinds(runtime, "study-1") == ["task_received", "decision"]
+    assert _kinds(runtime, "study-1") == ["task_received", "decision", "usage_receipt"]
     assert not runtime.approvals.pending() and not runtime.tasks.parked()
 
 
@@ -174,7 +182,7 @@ def test_the_differencing_guard_refuses_a_cohort_one_person_away(
     assert girls.status is ResultStatus.REFUSED
     assert girls.reason is not None and "would describe fewer than" in girls.reason
     assert girls.payload == {} and girls.audit_hash is None
-    assert [e.kind for e in runtime.audit.entries("s2")][-1] == "error"
+    assert [e.kind for e in runtime.audit.entries("s2")][-2:] == ["error", "usage_receipt"]
     assert runtime.audit.verify().ok
 
 
@@ -229,7 +237,7 @@ def test_noop_releases_an_empty_audited_payload(runtime: NodeRuntime, task_facto
     result = execute_task(task_factory(analysis="system.noop", params={}), runtime)
     assert result.status is ResultStatus.OK
     assert result.payload["values"] == {}
-    assert _kinds(runtime, "study-1")[-1] == "value_released"
+    assert _kinds(runtime, "study-1")[-2:] == ["value_released", "usage_receipt"]
 
 
 @pytest.mark.parametrize(

@@ -132,5 +132,6 @@ def task(row: TaskRow, session: SecAggSessionRow | None = None) -> Task:
         signed_spec=SignedSpec.model_validate(row.study.signed_spec) if row.study.signed_spec else None,
         dp=spec.get("dp"),
         secure_aggregation=bool(spec.get("secure_aggregation", False)),
+        application_id=spec.get("application_id"),
         secagg=session.config if session is not None else None,
     )

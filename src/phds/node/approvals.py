@@ -8,7 +8,7 @@ transaction of ``node.db``.
 
 A request, and the decision on it, is bound to a *binding*: the canonical hash of the analysis, its
 version and parameters, the requester and its category, the service type and the target hospitals
-(:func:`phds.node.executor.task_binding`). A task of the same study with any other binding (a hub that
+(:func:`phds.node.binding.task_binding`). A task of the same study with any other binding (a hub that
 swaps a benign approved analysis for another) resets the request to pending: the steward is asked again,
 and sees the full parameters, purpose and hospitals (``phds node approvals show``).
 """

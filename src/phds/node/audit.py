@@ -48,6 +48,7 @@ class AuditKind(StrEnum):
     ERROR = "error"  # a refusal or failure, with its reason
     DP_BUDGET = "dp_budget"  # a steward set or reset a differential-privacy budget
     SECAGG = "secagg"  # a secure-aggregation stage: what was masked, which shares revealed, the sum
+    USAGE_RECEIPT = "usage_receipt"  # a task's chargeable event, as the signed receipt sent to the hub
 
 
 AUDIT_KINDS: tuple[str, ...] = tuple(k.value for k in AuditKind)

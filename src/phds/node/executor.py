@@ -20,7 +20,6 @@ sent. Every final answer is stored (:class:`~phds.node.taskstore.TaskStore`) bef
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -32,11 +31,13 @@ from phds.analyses.context import LocalContext, RequesterInfo, Thresholds
 from phds.errors import DisclosureRefused, InputError, SignatureInvalid
 from phds.node.approvals import ApprovalStore
 from phds.node.audit import AuditLog, NodeDatabase
+from phds.node.binding import params_summary, task_binding
 from phds.node.config import NodeConfig
 from phds.node.dp_ledger import resolve_dp
 from phds.node.gate import Gate, GateContext, GateResult
 from phds.node.memory import MemoryStore, StudyRounds
 from phds.node.policy import CATEGORIES, Policy, TaskRequest
+from phds.node.receipts import with_receipt
 from phds.node.secure_round import check_secure_task, secure_contribution
 from phds.node.taskstore import TaskStore
 from phds.node.verify import TaskVerifier
@@ -49,7 +50,6 @@ from phds.trust.keys import KeyPair, load_or_create
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal error at the node; see its log"
-_SUMMARY_CHARS = 400
 _REASON_CHARS = 2000  # TaskResult.reason's limit
 
 
@@ -129,9 +129,7 @@ def execute_task(task: Task, runtime: NodeRuntime, *, resumed: bool = False) -> 
         log.info("task %s (study %s) was answered before: %s; answering again", task.id, task.study_id,
                  previous.status.value)  # fmt: skip
         return previous
-    result = _answer(task, runtime)
-    if result.status is not ResultStatus.AWAITING_APPROVAL:
-        runtime.tasks.record(task.study_id, result)
+    result = _answer(task, runtime)  # a final answer is stored with its receipt
     log.info("task %s (study %s, round %d): %s", task.id, task.study_id, task.round, result.status.value)
     return result
 
@@ -140,7 +138,13 @@ def _answer(task: Task, runtime: NodeRuntime) -> TaskResult:
     def finish(status: ResultStatus, reason: str | None = None) -> TaskResult:
         if reason is not None and len(reason) > _REASON_CHARS:
             reason = reason[: _REASON_CHARS - 1] + "…"
-        return TaskResult(task_id=task.id, status=status, reason=reason)
+        result = TaskResult(task_id=task.id, status=status, reason=reason)
+        if status is ResultStatus.AWAITING_APPROVAL:
+            return result
+        with runtime.db.transaction():  # the outcome, its receipt and the receipt's audit entry
+            result = with_receipt(result, task, audit=runtime.audit, key=runtime.key)
+            runtime.tasks.record(task.study_id, result)
+        return result
 
     if task.hospital != runtime.config.node.name:
         reason = f"this node serves hospital {runtime.config.node.name}, not {task.hospital}"
@@ -226,27 +230,6 @@ def _answer(task: Task, runtime: NodeRuntime) -> TaskResult:
         log.exception("task %s (study %s): %s failed", task.id, task.study_id, task.analysis)
         _audit_error(runtime, task, "internal", type(exc).__name__)
         return finish(ResultStatus.ERROR, INTERNAL_ERROR)
-
-
-def task_binding(task: Task, analysis: Analysis[Any], hospitals: tuple[str, ...]) -> str:
-    """The hash a study is bound to at this node, and its steward's approval with it: analysis, version,
-    parameters, requester (organisation and category), service type, target hospitals and the study's
-    privacy options (DP request, secure aggregation)."""
-    bound: dict[str, Any] = {
-        "analysis": analysis.name,
-        "version": analysis.version,
-        "params": task.params,
-        "requester": task.requester.organisation,
-        "category": task.requester.category,
-        "service_type": task.service_type.value,
-        "hospitals": sorted(hospitals),
-    }
-    # The privacy options bind only when asked for, so exact studies keep the bindings they had.
-    if task.dp is not None:
-        bound["dp"] = task.dp.model_dump(mode="json")
-    if task.secure_aggregation:
-        bound["secure_aggregation"] = True
-    return canonical_hash(bound)
 
 
 def _run(
@@ -348,7 +331,7 @@ def _run(
 
     def commit(released: GateResult) -> None:
         # In the gate's transaction: the signed answer, the node's memory and the round record.
-        result = answer(released)
+        result = with_receipt(answer(released), task, audit=runtime.audit, key=runtime.key)
         stored.append(result)
         runtime.tasks.record(task.study_id, result)
         study_memory.flush()
@@ -395,11 +378,4 @@ def _audit_error(runtime: NodeRuntime, task: Task, kind: str, detail: str) -> No
         log.exception("task %s: could not audit the error", task.id)
 
 
-def params_summary(params: dict[str, Any]) -> str:
-    """The task's parameters as one line of JSON for the steward's list (``phds node approvals show``
-    prints them in full, with the purpose and the hospitals)."""
-    text = json.dumps(params, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
-    return text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 1] + "…"
-
-
-__all__ = ["INTERNAL_ERROR", "NodeRuntime", "execute_task", "params_summary", "task_binding"]
+__all__ = ["INTERNAL_ERROR", "NodeRuntime", "execute_task"]

@@ -105,6 +105,7 @@ class TaskVerifier:
                 # The privacy options the requester signed, not the ones the hub relays.
                 "dp": DpRequest.model_validate(spec["dp"]) if spec.get("dp") is not None else None,
                 "secure_aggregation": bool(spec.get("secure_aggregation", False)),
+                "application_id": spec.get("application_id"),
             }
         )
         return VerifiedTask(verified, True, tuple(str(h) for h in spec["hospitals"]), first_seen.isoformat())

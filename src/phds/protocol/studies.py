@@ -97,6 +97,11 @@ class StudySpec(BaseModel):
         default=False,
         description="Combine the hospitals' releases by secure aggregation: the hub sees only sums",
     )
+    application_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The accepted data-access application this study is billed under",
+    )
 
     @model_validator(mode="after")
     def _privacy_options(self) -> StudySpec:

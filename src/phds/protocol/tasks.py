@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from phds.protocol.privacy import DpRequest
+from phds.protocol.receipts import UsageReceipt
 from phds.protocol.studies import ServiceType
 from phds.protocol.trust import ReleaseEnvelope, SignedSpec
 from phds.secagg.messages import SessionConfig
@@ -43,6 +44,7 @@ class Task(BaseModel):
     )
     dp: DpRequest | None = Field(default=None, description="The study's differential-privacy request")
     secure_aggregation: bool = Field(default=False, description="The study asks for secure aggregation")
+    application_id: str | None = Field(default=None, description="The application the study is billed under")
     secagg: SessionConfig | None = Field(
         default=None, description="This round's secure-aggregation session (phds.secagg), if it is one"
     )
@@ -71,4 +73,7 @@ class TaskResult(BaseModel):
     audit_hash: str | None = Field(default=None, description="Hash of the node's value_released audit entry")
     envelope: ReleaseEnvelope | None = Field(
         default=None, description="The released payload in an envelope signed by the node's key"
+    )
+    receipt: UsageReceipt | None = Field(
+        default=None, description="The node-signed usage receipt that meters this answer"
     )
