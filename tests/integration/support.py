@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from phds.demo.network import LocalNetwork, phds_command
 from phds.demo.scenario import default_cohort
 from phds.hub.store import HubStore
+from phds.hub.store.billing_models import UsageReceiptRow
 from phds.hub.store.models import Base
 from phds.hub.store.study_models import ResultRow, TaskRow
 
@@ -76,6 +77,24 @@ def results_of(network: LocalNetwork, study_id: str) -> list[dict[str, Any]]:
             )
         ).all()
     return [dict(row._mapping) for row in rows]
+
+
+def metered_receipts(network: LocalNetwork, study_id: str, expected: int) -> list[dict[str, Any]]:
+    """The study's usage receipts as the hub metered them, once the hub's runner has metered
+    *expected* of them (metering runs on the runner's tick); then checks that no more arrive."""
+
+    def read() -> list[dict[str, Any]]:
+        with hub_store(network) as store, store.engine.connect() as con:
+            rows = con.execute(
+                select(UsageReceiptRow.receipt_id, UsageReceiptRow.task_id, UsageReceiptRow.hospital,
+                       UsageReceiptRow.outcome, UsageReceiptRow.receipt)
+                .where(UsageReceiptRow.study_id == uuid.UUID(study_id))
+            ).all()  # fmt: skip
+        return [dict(row._mapping) for row in rows]
+
+    wait_until(lambda: len(read()) >= expected, "the hub to meter the receipts")
+    time.sleep(1.0)  # five runner ticks: a second metering of anything would show now
+    return read()
 
 
 def hub_row_counts(network: LocalNetwork) -> dict[str, int]:

@@ -27,6 +27,7 @@ from .support import (
     audit_verify,
     feasibility_spec,
     hub_store,
+    metered_receipts,
     released_for,
     results_of,
     task_of,
@@ -117,6 +118,8 @@ def test_hub_killed_with_sigkill_mid_study_then_restarted(network: LocalNetwork)
     approve(network, "gamma", study_id)
     _completed(network, study_id, "beta", version)
     _nodes_alive(network)
+    metered = metered_receipts(network, study_id, expected=2)
+    assert sorted(r["hospital"] for r in metered) == ["beta", "gamma"], "a hub killed mid-study meters once"
 
 
 def test_a_stopping_hub_answers_open_long_polls_instead_of_waiting_for_them(network: LocalNetwork) -> None:

@@ -24,6 +24,7 @@ from .support import (
     audit_entries_now,
     audit_verify,
     feasibility_spec,
+    metered_receipts,
     pause_while_polling,
     released_for,
     results_of,
@@ -81,6 +82,10 @@ def test_a_node_killed_holding_a_lease_is_redelivered_the_task_and_answers_it_on
     assert len(attempts) == 1 and attempts[0] >= 2, attempts
     assert released[0]["hash"] in {r["audit_hash"] for r in results}
     assert audit_verify(network, "alpha").stdout.startswith("ok:")
+    metered = metered_receipts(network, study.id, expected=2)
+    assert sorted(r["hospital"] for r in metered) == ["alpha", "beta"], "each task metered once"
+    receipts = [e for e in entries if e["kind"] == "usage_receipt"]
+    assert len(receipts) == 1, "one receipt at the node, however often the task was delivered"
 
 
 def test_a_node_killed_after_releasing_but_before_posting_posts_the_stored_result_once(
@@ -130,3 +135,8 @@ def test_a_node_killed_after_releasing_but_before_posting_posts_the_stored_resul
     assert len(released_for(entries, str(task["id"]))) == 1, [e["kind"] for e in entries]
     assert sum(e["kind"] == "query_run" for e in entries) == 1, "computed once"
     assert audit_verify(network, "gamma").stdout.startswith("ok:")
+    metered = metered_receipts(network, study.id, expected=2)
+    assert sorted(r["hospital"] for r in metered) == ["beta", "gamma"], "posted twice, metered once"
+    [mine] = [r for r in metered if r["hospital"] == "gamma"]
+    [entry] = [e for e in entries if e["kind"] == "usage_receipt"]
+    assert (mine["receipt"]["audit_seq"], mine["receipt"]["audit_hash"]) == (entry["seq"], entry["hash"])

@@ -26,6 +26,8 @@ from phds.analyses import get_analysis
 from phds.analyses.base import check_privacy_options
 from phds.errors import InputError, NotFound, PermissionDenied, SignatureInvalid
 from phds.hub import wire
+from phds.hub.events import TaskAnswered, record_event
+from phds.hub.metering import Metering, check_receipt
 from phds.hub.notify import Notifier
 from phds.hub.runner_rounds import Wakeups, advance, new_task, record_answer, set_target, target_of
 from phds.hub.runner_secure import SecureRounds
@@ -78,6 +80,7 @@ class StudyRunner:
         self.notifier = notifier
         self.vocabulary = HubVocabulary(settings.vocabulary_url)
         self.secure = SecureRounds(store, self._wakeups, self._wake)
+        self.metering = Metering(store)
 
     def _wakeups(self) -> Wakeups:
         return Wakeups(stage_seconds=self.settings.secagg_stage_seconds)
@@ -213,6 +216,10 @@ class StudyRunner:
             node = uow.nodes.get(node_id)
             assert node is not None
             check_envelope(result, node.public_key, task_id)
+            hospital = node.organisation.name
+            receipt = check_receipt(
+                result, node.public_key, task_id=task_id, study_id=str(study.id), hospital=hospital
+            )
             if result.status is ResultStatus.AWAITING_APPROVAL:
                 if task.state == "parked" and target.reason == result.reason:
                     return Ack(accepted=True, duplicate=False)
@@ -234,6 +241,14 @@ class StudyRunner:
                     )
                 )
                 task.state, task.lease_expires_at, task.updated_at = "done", None, now
+                event = TaskAnswered(
+                    task_id=task_id,
+                    hospital=hospital,
+                    node_id=str(node_id),
+                    status=result.status,
+                    receipt=receipt,
+                )
+                record_event(uow, study.id, event)  # metering reads it (phds.hub.metering)
                 record_answer(target, result.status, result.reason, now)
                 advance(uow, study, now, wake)
         self._wake(wake)
@@ -282,6 +297,7 @@ class StudyRunner:
         while not stop.is_set():
             try:
                 await anyio.to_thread.run_sync(self.sweep)
+                await anyio.to_thread.run_sync(self.metering.drain)
             except Exception:
                 log.exception("study runner sweep failed; retrying")
             with contextlib.suppress(TimeoutError):

@@ -19,16 +19,9 @@ from typing import Any
 
 from phds.node.audit import AuditLog
 from phds.protocol.receipts import ReceiptOutcome, UsageReceipt
-from phds.protocol.tasks import ResultStatus, Task, TaskResult
+from phds.protocol.tasks import RECEIPT_OUTCOMES, Task, TaskResult
 from phds.trust.envelopes import sign_receipt
 from phds.trust.keys import KeyPair
-
-OUTCOMES: dict[ResultStatus, ReceiptOutcome] = {
-    ResultStatus.OK: ReceiptOutcome.ANSWERED,
-    ResultStatus.DECLINED: ReceiptOutcome.DECLINED,
-    ResultStatus.REFUSED: ReceiptOutcome.REFUSED,
-    ResultStatus.ERROR: ReceiptOutcome.FAILED,
-}
 
 
 def released_persons(payload: dict[str, Any]) -> int | None:
@@ -42,7 +35,7 @@ def released_persons(payload: dict[str, Any]) -> int | None:
 
 def with_receipt(result: TaskResult, task: Task, *, audit: AuditLog, key: KeyPair) -> TaskResult:
     """*result* with its signed usage receipt; call inside the transaction that records *result*."""
-    outcome = OUTCOMES[result.status]
+    outcome = RECEIPT_OUTCOMES[result.status]
     persons = None
     if outcome is ReceiptOutcome.ANSWERED and task.secagg is None:
         persons = released_persons(result.payload)

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from phds.protocol.privacy import DpRequest
-from phds.protocol.receipts import UsageReceipt
+from phds.protocol.receipts import ReceiptOutcome, UsageReceipt
 from phds.protocol.studies import ServiceType
 from phds.protocol.trust import ReleaseEnvelope, SignedSpec
 from phds.secagg.messages import SessionConfig
@@ -58,6 +58,15 @@ class ResultStatus(StrEnum):
     DECLINED = "declined"  # policy refused or steward rejected
     REFUSED = "refused"  # the disclosure gate refused to release
     ERROR = "error"
+
+
+#: The receipt outcome of each final answer.
+RECEIPT_OUTCOMES: dict[ResultStatus, ReceiptOutcome] = {
+    ResultStatus.OK: ReceiptOutcome.ANSWERED,
+    ResultStatus.DECLINED: ReceiptOutcome.DECLINED,
+    ResultStatus.REFUSED: ReceiptOutcome.REFUSED,
+    ResultStatus.ERROR: ReceiptOutcome.FAILED,
+}
 
 
 class TaskResult(BaseModel):

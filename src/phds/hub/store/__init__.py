@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from phds.errors import Conflict, StoreError
+from phds.hub.store.billing_models import BillingRepo
 from phds.hub.store.repositories import (
     CatalogueRepo,
     EnrolmentRepo,
@@ -55,6 +56,7 @@ class UnitOfWork:
         self.tasks = TaskRepo(session)
         self.results = ResultRepo(session)
         self.secagg = SecAggRepo(session)
+        self.billing = BillingRepo(session)
 
 
 class HubStore:
