@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from phds.billing.money import check_currency, round_amount
 from phds.billing.service_catalogue import CATEGORIES, BillableService, PriceUnit
@@ -37,6 +37,10 @@ def _exact_amount(value: Any) -> Any:
     return value
 
 
+#: A price: a non-negative decimal of at most two decimals, never a float.
+Amount = Annotated[Decimal, BeforeValidator(_exact_amount), Field(ge=0, max_digits=12, decimal_places=2)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -53,7 +57,7 @@ class ServicePrice(_Strict):
     """One service's unit and its price per requester category (every category must be priced)."""
 
     unit: PriceUnit
-    prices: dict[RequesterCategory, Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]]
+    prices: dict[RequesterCategory, Amount]
     free_per_month: dict[RequesterCategory, Annotated[int, Field(ge=0)]] = Field(
         default_factory=dict, description="Free queries per requester organisation and month (per_query)"
     )
@@ -63,11 +67,6 @@ class ServicePrice(_Strict):
     )
     sources: list[str] = Field(default_factory=list, description="Keys of the tariff's sources")
     note: str | None = Field(default=None, max_length=1000)
-
-    @field_validator("prices", mode="before")
-    @classmethod
-    def _exact_prices(cls, value: Any) -> Any:
-        return {k: _exact_amount(v) for k, v in value.items()} if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _complete(self) -> ServicePrice:
@@ -142,7 +141,10 @@ class Tariff(_Strict):
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
-        return check_currency(value, "currency")
+        try:
+            return check_currency(value, "currency")
+        except InputError:
+            raise ValueError(f"unknown currency {value!r}") from None
 
     @model_validator(mode="after")
     def _consistent(self) -> Tariff:
