@@ -22,9 +22,10 @@ err_console = Console(stderr=True)
 
 
 def _register_groups() -> None:
-    from phds.cli import demo, hub, network, node, omop, study, synth
+    from phds.cli import billing, demo, hub, network, node, omop, study, synth
 
     app.add_typer(omop.app, name="omop")
+    app.add_typer(billing.app, name="billing")
     hub.register(app)
     node.register(app)
     network.register(app)
