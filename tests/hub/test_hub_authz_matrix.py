@@ -22,6 +22,9 @@ from typing import Any
 import anyio.from_thread
 import pytest
 
+from phds.billing.applications import ApplicationForm
+from phds.billing.tariff import default_tariff
+from phds.hub import billing_applications as billing
 from phds.hub import services
 from phds.hub.app import create_app
 from phds.hub.notify import Notifier
@@ -29,6 +32,7 @@ from phds.hub.runner import Requester, StudyRunner
 from phds.hub.store import HubStore
 from phds.hub.store.models import utcnow
 from phds.hub.testing import HubClient, add_org, add_user, enrol, enrolment_token, hub_settings, study_spec
+from phds.protocol.billing import BillingProfile
 from phds.protocol.studies import StudySpec
 from phds.trust import KeyPair, NetworkTrust, sign_spec
 from phds.trust.envelopes import sign_audit_head
@@ -103,6 +107,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         task = uow.tasks.get(uuid.UUID(task_id))
         assert task is not None
         w.ids["study"] = str(task.study_id)
+    with store.unit() as uow:  # the money path: a tariff, uni-a's billing profile and its application
+        billing.add_tariff(uow, default_tariff())
+        uni_a = uow.organisations.by_name("uni-a")
+        assert uni_a is not None
+        billing.set_profile(uow, uni_a, BillingProfile.model_validate(PROFILE))
+        w.ids["application"] = billing.file_application(
+            uow, uni_a, ApplicationForm.model_validate(APPLICATION)
+        ).id
     for actor in ("node", "node_other"):
         with store.unit() as uow:
             token = uow.tokens.get(str(w.tokens[actor]).split("_")[1])
@@ -166,6 +178,16 @@ def signed_spec_of(organisation: str, hospitals: list[str]) -> dict[str, Any]:
 def audit_head_body() -> dict[str, Any]:
     head = sign_audit_head(key=KeyPair.generate(), hospital="h-one", seq=1, hash="0" * 64)
     return head.model_dump(mode="json")
+
+
+PROFILE = {"legal_name": "Uni A", "address_lines": ["1 Main St"], "postcode": "1000", "city": "Brussels",
+           "country": "BE"}  # fmt: skip
+APPLICATION = {
+    "title": "T", "purpose": "P", "legal_basis": "GDPR Art. 9(2)(j)", "ethics_reference": "E-1",
+    "hospitals": ["h-one"], "duration_months": 6, "services": [{"service": "feasibility", "quantity": 3}],
+}  # fmt: skip
+OWN_APPLICATION = statuses(404, admin=200, requester=200, steward=200, node=200)
+NO_SUCH_INVOICE = statuses(404, node=403, node_other=403)
 
 
 def _result_of(task_id: str) -> tuple[str, Any]:
@@ -288,6 +310,69 @@ CASES: list[Case] = [
     Case(
         "POST", "/api/v1/tasks/{task_id}/result", statuses(403, node=200, node_other=404),
         lambda w: _result_of(w.new_task_of_h_one()), "h-one's task",
+    ),
+    Case("GET", "/api/v1/billing/tariffs", ANY_USER),
+    Case("POST", "/api/v1/billing/tariffs", statuses(403, admin=422), lambda w: ("", {}), "malformed"),
+    Case(
+        "PUT", "/api/v1/billing/profiles/{organisation}", statuses(403, admin=200),
+        lambda w: ("/api/v1/billing/profiles/uni-a", PROFILE), "uni-a's",
+    ),
+    Case(
+        "GET", "/api/v1/billing/profiles/{organisation}",
+        statuses(404, admin=200, requester=200, node=403, node_other=403),
+        _path("/api/v1/billing/profiles/{organisation}", organisation="uni-a"), "uni-a's",
+    ),
+    Case(
+        "POST", "/api/v1/billing/applications", statuses(403, requester=201, requester_other=201),
+        lambda w: ("", APPLICATION), "naming h-one",
+    ),
+    Case("GET", "/api/v1/billing/applications", statuses(200)),
+    Case(
+        "GET", "/api/v1/billing/applications/{application_id}", OWN_APPLICATION,
+        _path("/api/v1/billing/applications/{application_id}", application_id="application"), "uni-a's",
+    ),
+    Case(
+        "POST", "/api/v1/billing/applications/{application_id}/quotes", statuses(403, admin=201),
+        _path("/api/v1/billing/applications/{application_id}/quotes", application_id="application"),
+    ),
+    Case(
+        "POST", "/api/v1/billing/quotes/{quote_id}/{decision}",
+        statuses(403, requester=404, requester_other=404),
+        lambda w: ("/api/v1/billing/quotes/Q-none/accept", None), "no such quote",
+    ),
+    Case(
+        "POST", "/api/v1/billing/applications/{application_id}/participation",
+        statuses(403, node=422, node_other=422),
+        lambda w: (f"/api/v1/billing/applications/{w.ids['application']}/participation", {}), "malformed",
+    ),
+    Case(
+        "POST", "/api/v1/billing/invoices/issue", statuses(403, admin=201),
+        lambda w: ("/api/v1/billing/invoices/issue?period=2026-01", None), "a month without usage",
+    ),
+    Case("GET", "/api/v1/billing/invoices", ANY_USER),
+    Case(
+        "GET", "/api/v1/billing/invoices/{number}", NO_SUCH_INVOICE, _path("/api/v1/billing/invoices/INV-0")
+    ),
+    Case(
+        "GET", "/api/v1/billing/invoices/{number}/document", NO_SUCH_INVOICE,
+        _path("/api/v1/billing/invoices/INV-0/document"),
+    ),
+    Case(
+        "GET", "/api/v1/billing/invoices/{number}/evidence", NO_SUCH_INVOICE,
+        _path("/api/v1/billing/invoices/INV-0/evidence"),
+    ),
+    Case(
+        "POST", "/api/v1/billing/invoices/{number}/payment", statuses(403, admin=404),
+        lambda w: ("/api/v1/billing/invoices/INV-0/payment", {}), "no such invoice",
+    ),
+    Case(
+        "POST", "/api/v1/billing/invoices/{number}/credit", statuses(403, admin=404),
+        lambda w: ("/api/v1/billing/invoices/INV-0/credit", {"reason": "matrix"}), "no such invoice",
+    ),
+    Case(
+        "GET", "/api/v1/billing/statements/{hospital}",
+        statuses(403, admin=200, steward=200, steward_other=404, node=200, node_other=404),
+        lambda w: ("/api/v1/billing/statements/h-one?period=2026-01", None), "h-one's",
     ),
     Case("GET", "/api/v1/catalogue", ANY_USER),
     Case(

@@ -107,11 +107,17 @@ class QuoteLine:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "service": self.service, "description": self.description, "quantity": str(self.quantity),
-            "unit_code": self.unit_code, "list_price": str(self.list_price),
-            "reduction_percent": str(self.reduction_percent), "reduction_basis": self.reduction_basis,
-            "unit_price": str(self.unit_price), "amount": str(self.amount), "hospital": self.hospital,
-        }  # fmt: skip
+            "service": self.service,
+            "description": self.description,
+            "quantity": str(self.quantity),
+            "unit_code": self.unit_code,
+            "list_price": str(self.list_price),
+            "reduction_percent": str(self.reduction_percent),
+            "reduction_basis": self.reduction_basis,
+            "unit_price": str(self.unit_price),
+            "amount": str(self.amount),
+            "hospital": self.hospital,
+        }
 
 
 @dataclass(frozen=True)
@@ -135,13 +141,14 @@ def price_application(
     *,
     pass_through: list[PassThrough],
     today: date,
+    micro_enterprise: bool = False,
 ) -> QuoteDraft:
     """Price *form* for a requester of *category* under *tariff* (see the module docstring)."""
     lines: list[QuoteLine] = []
     studies = 0
     for request in form.services:
         price = tariff.price(request.service)
-        unit = tariff.unit_price(request.service, category, micro_enterprise=form.micro_enterprise)
+        unit = tariff.unit_price(request.service, category, micro_enterprise=micro_enterprise)
         quantity = Decimal(request.quantity)
         label = request.service.value.replace("_", " ")
         if price.unit is PriceUnit.PER_HOSPITAL:

@@ -274,3 +274,57 @@ def document_json(doc: InvoiceDocument) -> dict[str, Any]:
         "preceding_invoice": doc.preceding_invoice,
         "note": doc.note,
     }
+
+
+def document_from_json(data: dict[str, Any]) -> InvoiceDocument:
+    """The document that :func:`document_json` wrote (the hub stores issued invoices so, and renders
+    their HTML and PDF from it on demand)."""
+
+    def party(p: dict[str, Any]) -> Party:
+        return Party(
+            p["name"],
+            tuple(p["address_lines"]),
+            p["postcode"],
+            p["city"],
+            p["country"],
+            p.get("vat_id"),
+            p.get("email"),
+            p.get("legal_id"),
+        )
+
+    def vat(v: dict[str, Any]) -> VatTreatment:
+        return VatTreatment(
+            VatCategory(v["category"]), Decimal(v["rate"]), v["exemption_reason"], v["exemption_code"]
+        )
+
+    lines = tuple(
+        DocumentLine(
+            line["line_id"],
+            line["description"],
+            line["service"],
+            line["application_id"],
+            Decimal(line["quantity"]),
+            line["unit_code"],
+            Decimal(line["unit_price"]),
+            Decimal(line["net_amount"]),
+            vat(line["vat"]),
+            tuple(line["receipt_ids"]),
+        )
+        for line in data["lines"]
+    )
+    return InvoiceDocument(
+        number=data["number"],
+        kind=DocumentKind(data["kind"]),
+        issue_date=date.fromisoformat(data["issue_date"]),
+        due_date=date.fromisoformat(data["due_date"]),
+        period_start=date.fromisoformat(data["period_start"]),
+        period_end=date.fromisoformat(data["period_end"]),
+        currency=data["currency"],
+        seller=party(data["seller"]),
+        buyer=party(data["buyer"]),
+        lines=lines,
+        payment_reference=data["payment_reference"],
+        seller_iban=data.get("seller_iban"),
+        preceding_invoice=data.get("preceding_invoice"),
+        note=data.get("note"),
+    )

@@ -26,6 +26,7 @@ from phds.analyses import get_analysis
 from phds.analyses.base import check_privacy_options
 from phds.errors import InputError, NotFound, PermissionDenied, SignatureInvalid
 from phds.hub import wire
+from phds.hub.billing_applications import check_study_billing
 from phds.hub.events import TaskAnswered, record_event
 from phds.hub.metering import Metering, check_receipt
 from phds.hub.notify import Notifier
@@ -136,6 +137,9 @@ class StudyRunner:
             found = uow.studies.hospitals(spec.hospitals)
             org = uow.organisations.get(requester.organisation_id)
             assert org is not None, "the caller's organisation exists"
+            check_study_billing(
+                uow, org, spec, required=self.settings.billing_require_application, today=now.date()
+            )
             study = uow.studies.add(
                 StudyRow(
                     organisation_id=org.id,

@@ -75,6 +75,11 @@ class HubSettings(BaseSettings):
         description="How long a secure-aggregation stage waits for every node; then it closes with the "
         "nodes that answered (the others dropped out).",
     )
+    billing_require_application: bool = Field(
+        default=False,
+        description="Refuse studies that name no accepted data-access application (a billed network); "
+        "off, a study without one runs unbilled, e.g. in a grant-funded consortium.",
+    )
     task_lease_seconds: float = Field(
         default=60.0,
         gt=0,

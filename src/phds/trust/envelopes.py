@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from phds.errors import InputError, SignatureInvalid
+from phds.protocol.billing import ParticipationStatement
 from phds.protocol.canonical import canonical_hash
 from phds.protocol.receipts import UsageReceipt
 from phds.protocol.trust import ReleaseEnvelope, SignedAuditHead
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 ENVELOPE_CONTEXT = "phds.release-envelope.v1"
 AUDIT_HEAD_CONTEXT = "phds.audit-head.v1"
 RECEIPT_CONTEXT = "phds.usage-receipt.v1"
+PARTICIPATION_CONTEXT = "phds.participation.v1"
 
 
 def _hash(value: Any, what: str) -> str:
@@ -144,16 +146,35 @@ def verify_receipt(receipt: UsageReceipt, public_key_b64: str) -> None:
     )  # fmt: skip
 
 
+def sign_participation(statement: ParticipationStatement, key: KeyPair) -> ParticipationStatement:
+    """A steward's participation *statement* signed by the node *key*."""
+    unsigned = statement.model_copy(update={"node_key_id": key.key_id, "signature": ""})
+    signature = key.sign(signed_content(PARTICIPATION_CONTEXT, unsigned.body()))
+    return unsigned.model_copy(update={"signature": signature})
+
+
+def verify_participation(statement: ParticipationStatement, public_key_b64: str) -> None:
+    """Check that the node key *public_key_b64* signed *statement*; :class:`SignatureInvalid` otherwise."""
+    what = f"participation of {statement.hospital} in {statement.application_id}"
+    _verify(
+        public_key_b64, statement.node_key_id, signed_content(PARTICIPATION_CONTEXT, statement.body()),
+        statement.signature, what,
+    )  # fmt: skip
+
+
 __all__ = [
     "AUDIT_HEAD_CONTEXT",
     "ENVELOPE_CONTEXT",
+    "PARTICIPATION_CONTEXT",
     "RECEIPT_CONTEXT",
     "ReleaseEnvelope",
     "SignedAuditHead",
     "open_envelope",
     "seal",
     "sign_audit_head",
+    "sign_participation",
     "sign_receipt",
     "verify_audit_head",
+    "verify_participation",
     "verify_receipt",
 ]

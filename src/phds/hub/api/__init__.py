@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from phds.hub.api import (
+    billing,
     catalogue,
     enrolment,
     health,
@@ -38,6 +39,7 @@ def api_router() -> APIRouter:
         studies,
         secagg,
         network,
+        billing,
     ):
         router.include_router(module.router)
     return router

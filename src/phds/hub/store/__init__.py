@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from phds.errors import Conflict, StoreError
+from phds.hub.store.account_models import AccountsRepo
 from phds.hub.store.billing_models import BillingRepo
 from phds.hub.store.repositories import (
     CatalogueRepo,
@@ -57,6 +58,7 @@ class UnitOfWork:
         self.results = ResultRepo(session)
         self.secagg = SecAggRepo(session)
         self.billing = BillingRepo(session)
+        self.accounts = AccountsRepo(session)
 
 
 class HubStore:

@@ -105,8 +105,14 @@ class BillingRepo:
         requester_org: str | None = None,
         hospital: str | None = None,
         study_ids: Sequence[uuid.UUID] | None = None,
+        application_id: str | None = None,
+        receipt_ids: Sequence[str] | None = None,
     ) -> list[UsageReceiptRow]:
         query = select(UsageReceiptRow)
+        if application_id is not None:
+            query = query.where(UsageReceiptRow.application_id == application_id)
+        if receipt_ids is not None:
+            query = query.where(UsageReceiptRow.receipt_id.in_(list(receipt_ids)))
         if month is not None:
             query = query.where(UsageReceiptRow.month == month)
         if requester_org is not None:

@@ -1,0 +1,383 @@
+"""The hub's money path, part 2: a month's invoices, payments, credit notes, evidence and statements.
+
+One invoice per requester organisation and month (the EHDS "single invoice"), priced under the tariff in
+force on the month's first day. Its lines are the metered receipts' charge lines
+(:func:`phds.billing.invoicing.charge_lines`) plus the application fees of quotes accepted that month,
+which rest on the hospitals' signed participation. Numbers are gapless per year; an issued invoice is
+immutable (a correction is a credit note); hospitals are paid only from paid invoices.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from phds.billing.documents import DocumentKind, DocumentLine, InvoiceDocument, Party, document_json
+from phds.billing.invoicing import ChargeLine, MeteredReceipt, charge_lines, split_line
+from phds.billing.service_catalogue import BillableService
+from phds.billing.tariff import Tariff
+from phds.billing.vat import vat_treatment
+from phds.billing.verify import participation_ref
+from phds.errors import Conflict, InputError, NotFound
+from phds.hub.billing_applications import pass_through_costs, profile_of, tariff_in_force
+from phds.hub.store import UnitOfWork
+from phds.hub.store.account_models import InvoiceRow
+from phds.hub.store.models import OrganisationRow, utcnow
+from phds.protocol.billing import (
+    BillingProfile,
+    HospitalStatement,
+    InvoiceEvidence,
+    InvoiceLine,
+    InvoiceView,
+    ParticipationStatement,
+    StatementLine,
+)
+from phds.protocol.organisations import RequesterCategory
+from phds.protocol.receipts import ReceiptOutcome
+
+log = logging.getLogger(__name__)
+
+BUSINESS_CATEGORIES = frozenset({RequesterCategory.SME, RequesterCategory.INDUSTRY})
+
+
+def period_bounds(period: str) -> tuple[date, date]:
+    """First and last day of a ``YYYY-MM`` period."""
+    try:
+        year, month = (int(part) for part in period.split("-"))
+        first = date(year, month, 1)
+    except ValueError:
+        raise InputError(f"{period!r} is not a month (YYYY-MM)", field="period") from None
+    return first, date(year, month, calendar.monthrange(year, month)[1])
+
+
+def _party(profile: BillingProfile) -> Party:
+    return Party(
+        profile.legal_name,
+        tuple(profile.address_lines),
+        profile.postcode,
+        profile.city,
+        profile.country,
+        profile.vat_id,
+        profile.email,
+        profile.legal_id,
+    )
+
+
+def _operator(uow: UnitOfWork) -> tuple[OrganisationRow, BillingProfile]:
+    operators = uow.organisations.list(kind="operator")
+    profile = profile_of(uow, operators[0]) if operators else None
+    if not operators or profile is None:
+        raise Conflict("the operator has no billing profile; set it first (phds billing profile set)")
+    return operators[0], profile
+
+
+def month_lines(
+    uow: UnitOfWork, organisation: OrganisationRow, period: str, tariff: Tariff
+) -> list[ChargeLine]:
+    """The organisation's charge lines of *period*: application fees, then metered lines."""
+    assert organisation.category is not None
+    category = RequesterCategory(organisation.category)
+    profile = profile_of(uow, organisation)
+    micro = bool(profile and profile.micro_enterprise)
+    lines: list[ChargeLine] = []
+    costs: dict[tuple[str | None, str], Decimal] = {}
+    for app in uow.accounts.applications(organisation.id):
+        costs |= pass_through_costs(uow, app.id)
+        quote = uow.accounts.accepted_quote(app.id)
+        if quote is None or quote.decided_at is None or quote.decided_at.strftime("%Y-%m") != period:
+            continue
+        accepted = [p.hospital for p in uow.accounts.participations(app.id) if p.accepted]
+        unit = tariff.unit_price(BillableService.APPLICATION_FEE, category, micro_enterprise=micro)
+        if any(line["service"] == BillableService.APPLICATION_FEE.value for line in quote.lines) and accepted:
+            lines.append(
+                ChargeLine(
+                    app.id,
+                    None,
+                    BillableService.APPLICATION_FEE.value,
+                    f"Data-access application {app.id}",
+                    Decimal(1),
+                    "C62",
+                    unit.net_price,
+                    tuple(participation_ref(app.id, h) for h in accepted),
+                    dict.fromkeys(accepted),
+                )
+            )
+    titles = {
+        str(s.id): str(s.spec.get("title", s.id)) for s in uow.studies.list(organisation_id=organisation.id)
+    }
+    receipts = [
+        MeteredReceipt(
+            r.receipt_id,
+            str(r.study_id),
+            r.hospital,
+            r.service_type,
+            ReceiptOutcome(r.outcome),
+            r.issued_at,
+            r.application_id,
+            r.persons,
+        )
+        for r in uow.billing.receipts(month=period, requester_org=organisation.name)
+    ]
+    lines += charge_lines(
+        receipts, tariff, category, micro_enterprise=micro, study_titles=titles, pass_through=costs
+    )
+    return lines
+
+
+def issue_invoice(
+    uow: UnitOfWork, organisation: OrganisationRow, period: str, today: date
+) -> InvoiceRow | None:
+    """Issue *organisation*'s invoice for *period*; None when nothing is chargeable. A second issue of the
+    same month's invoice is refused."""
+    existing = [
+        i
+        for i in uow.accounts.invoices(organisation_id=organisation.id, period=period)
+        if i.kind == "invoice" and i.state != "credited"
+    ]
+    if existing:
+        raise Conflict(f"{organisation.name}'s invoice for {period} is {existing[0].number}, issued already")
+    first, last = period_bounds(period)
+    if last >= today:
+        raise Conflict(f"{period} has not ended; invoice it from {last + timedelta(days=1)}")
+    tariff = tariff_in_force(uow, first)
+    lines = month_lines(uow, organisation, period, tariff)
+    if not lines:
+        return None
+    _, seller = _operator(uow)
+    buyer = profile_of(uow, organisation)
+    if buyer is None:
+        raise Conflict(f"{organisation.name} has no billing profile; set it first (phds billing profile set)")
+    assert organisation.category is not None
+    vat = vat_treatment(
+        seller_country=tariff.vat.country,
+        standard_rate=tariff.vat.standard_rate,
+        buyer_country=buyer.country,
+        buyer_vat_id=buyer.vat_id,
+        buyer_is_business=RequesterCategory(organisation.category) in BUSINESS_CATEGORIES,
+        public_law_fee=tariff.vat.public_law_fees,
+    )
+    number = uow.accounts.next_invoice_number(today.year)
+    document = InvoiceDocument(
+        number=number,
+        kind=DocumentKind.INVOICE,
+        issue_date=today,
+        due_date=today + timedelta(days=tariff.payment_days),
+        period_start=first,
+        period_end=last,
+        currency=tariff.currency,
+        seller=_party(seller),
+        buyer=_party(buyer),
+        lines=tuple(
+            DocumentLine(
+                str(i),
+                line.description,
+                line.service,
+                line.application_id,
+                line.quantity,
+                line.unit_code,
+                line.unit_price,
+                line.net_amount,
+                vat,
+                line.receipt_ids,
+            )
+            for i, line in enumerate(lines, start=1)
+        ),
+        payment_reference=number,
+        seller_iban=seller.iban,
+        note="Every line lists the node-signed receipts behind it; check them with phds billing verify.",
+    )
+    stored_lines = [_line_json(str(i), line, tariff) for i, line in enumerate(lines, start=1)]
+    row = InvoiceRow(
+        number=number,
+        kind="invoice",
+        series="invoice",
+        organisation_id=organisation.id,
+        period=period,
+        tariff_version=tariff.version,
+        document=document_json(document),
+        lines=stored_lines,
+        net_total=document.net_total,
+        vat_total=document.vat_total,
+        gross_total=document.gross_total,
+        state="issued",
+        issued_at=utcnow(),
+        due_date=document.due_date,
+    )
+    uow.accounts.add(row)
+    log.info(
+        "invoice %s to %s for %s: %s %s", number, organisation.name, period, row.gross_total, tariff.currency
+    )
+    return row
+
+
+def _line_json(line_id: str, line: ChargeLine, tariff: Tariff) -> dict[str, Any]:
+    return InvoiceLine(
+        line_id=line_id,
+        application_id=line.application_id,
+        study_id=line.study_id,
+        service=line.service,
+        description=line.description,
+        quantity=line.quantity,
+        unit_code=line.unit_code,
+        unit_price=line.unit_price,
+        net_amount=line.net_amount,
+        receipt_ids=list(line.receipt_ids),
+        shares=split_line(line, tariff.revenue_share),
+        pass_through_hospital=line.pass_through_hospital,
+    ).model_dump(mode="json")
+
+
+def issue_month(uow: UnitOfWork, period: str, today: date) -> list[InvoiceRow]:
+    """Every requester's invoice for *period* not issued yet."""
+    issued = []
+    for organisation in uow.organisations.list(kind="requester"):
+        mine = uow.accounts.invoices(organisation_id=organisation.id, period=period)
+        if any(i.kind == "invoice" and i.state != "credited" for i in mine):
+            continue
+        row = issue_invoice(uow, organisation, period, today)
+        if row is not None:
+            issued.append(row)
+    return issued
+
+
+def invoice_view(uow: UnitOfWork, row: InvoiceRow, today: date | None = None) -> InvoiceView:
+    organisation = uow.organisations.get(row.organisation_id)
+    assert organisation is not None
+    today = today or utcnow().date()
+    return InvoiceView(
+        number=row.number,
+        kind=row.kind,
+        organisation=organisation.name,
+        period=row.period,
+        tariff_version=row.tariff_version,
+        state=row.state,
+        currency=row.document["currency"],
+        net_total=Decimal(row.net_total),
+        vat_total=Decimal(row.vat_total),
+        gross_total=Decimal(row.gross_total),
+        issued_at=row.issued_at,
+        due_date=row.due_date,
+        paid_at=row.paid_at,
+        credit_of=row.credit_of,
+        overdue=row.state == "issued" and row.kind == "invoice" and row.due_date < today,
+        lines=[InvoiceLine.model_validate(line) for line in row.lines],
+    )
+
+
+def invoice_for(uow: UnitOfWork, number: str, *, lock: bool = False) -> InvoiceRow:
+    row = uow.accounts.invoice(number, lock=lock)
+    if row is None:
+        raise NotFound(f"no invoice {number!r}")
+    return row
+
+
+def record_payment(uow: UnitOfWork, number: str, paid_at: datetime, reference: str | None) -> InvoiceRow:
+    """issued → paid (the operator records it); any other state is refused."""
+    row = invoice_for(uow, number, lock=True)
+    if row.kind != "invoice" or row.state != "issued":
+        raise Conflict(f"{row.kind} {number} is {row.state}; only an issued invoice can be paid")
+    row.state, row.paid_at, row.payment_reference = "paid", paid_at, reference
+    return row
+
+
+def credit_invoice(uow: UnitOfWork, number: str, reason: str, today: date) -> InvoiceRow:
+    """A credit note cancelling issued (unpaid) invoice *number* in full; the invoice becomes credited."""
+    original = invoice_for(uow, number, lock=True)
+    if original.kind != "invoice" or original.state != "issued":
+        raise Conflict(
+            f"{original.kind} {number} is {original.state}; only an issued, unpaid invoice is credited"
+        )
+    if not reason.strip():
+        raise InputError("a credit note needs its reason", field="reason")
+    credit_number = uow.accounts.next_invoice_number(today.year)
+    data = dict(original.document) | {
+        "number": credit_number,
+        "kind": DocumentKind.CREDIT_NOTE.value,
+        "type_code": "381",
+        "issue_date": today.isoformat(),
+        "due_date": today.isoformat(),
+        "preceding_invoice": number,
+        "payment_reference": credit_number,
+        "note": f"Credit note for {number}: {reason.strip()}",
+    }
+    row = InvoiceRow(
+        number=credit_number,
+        kind="credit_note",
+        series=f"credit:{number}",
+        organisation_id=original.organisation_id,
+        period=original.period,
+        tariff_version=original.tariff_version,
+        document=data,
+        lines=original.lines,
+        net_total=original.net_total,
+        vat_total=original.vat_total,
+        gross_total=original.gross_total,
+        state="issued",
+        issued_at=utcnow(),
+        due_date=today,
+        credit_of=number,
+    )
+    original.state = "credited"
+    original.series = f"credited:{number}"  # the month may be invoiced again, correctly
+    uow.accounts.add(row)
+    return row
+
+
+def evidence(uow: UnitOfWork, row: InvoiceRow) -> InvoiceEvidence:
+    """The node-signed receipts and participation behind an invoice, and its tariff."""
+    view = invoice_view(uow, row)
+    receipt_ids = [r for line in view.lines for r in line.receipt_ids if not r.startswith("p:")]
+    receipts = [r.receipt for r in uow.billing.receipts(receipt_ids=receipt_ids)] if receipt_ids else []
+    organisation = uow.organisations.get(row.organisation_id)
+    assert organisation is not None and organisation.category is not None
+    participations: list[ParticipationStatement] = []
+    pass_through: dict[str, Decimal] = {}
+    for app in uow.accounts.applications(organisation.id):
+        for p in uow.accounts.participations(app.id):
+            participations.append(ParticipationStatement.model_validate(p.statement))
+            if p.accepted:
+                pass_through[f"{app.id}/{p.hospital}"] = Decimal(p.pass_through)
+    tariff = uow.accounts.tariff(row.tariff_version)
+    assert tariff is not None
+    profile = profile_of(uow, organisation)
+    return InvoiceEvidence(
+        invoice=view,
+        receipts=receipts,
+        participations=participations,
+        tariff=tariff.document,
+        requester_category=organisation.category,
+        micro_enterprise=bool(profile and profile.micro_enterprise),
+        pass_through=pass_through,
+    )
+
+
+def hospital_statement(uow: UnitOfWork, hospital: str, period: str) -> HospitalStatement:
+    """A hospital's shares of *period*'s invoices (credited ones excluded); payable from paid ones."""
+    lines: list[StatementLine] = []
+    currency = "EUR"
+    for row in uow.accounts.invoices(period=period):
+        if row.kind != "invoice" or row.state == "credited":
+            continue
+        currency = row.document["currency"]
+        for line in row.lines:
+            share = Decimal(line["shares"].get(hospital, "0"))
+            if share:
+                lines.append(
+                    StatementLine(
+                        invoice=row.number,
+                        invoice_state=row.state,
+                        line_id=line["line_id"],
+                        study_id=line["study_id"],
+                        description=line["description"],
+                        amount=share,
+                        receipt_ids=line["receipt_ids"],
+                    )
+                )
+    total = sum((line.amount for line in lines), Decimal("0.00"))
+    payable = sum((line.amount for line in lines if line.invoice_state == "paid"), Decimal("0.00"))
+    return HospitalStatement(
+        hospital=hospital, period=period, currency=currency, lines=lines, total=total, payable=payable
+    )
