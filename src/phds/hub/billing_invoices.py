@@ -77,8 +77,17 @@ def _operator(uow: UnitOfWork) -> tuple[OrganisationRow, BillingProfile]:
 def month_lines(
     uow: UnitOfWork, organisation: OrganisationRow, period: str, tariff: Tariff
 ) -> list[ChargeLine]:
-    """The organisation's charge lines of *period*: application fees, then metered lines."""
+    """The organisation's charge lines up to the end of *period* not invoiced yet: application fees of
+    quotes accepted by then, then the metered receipts (so receipts that arrive after a month was closed
+    early go on the next month's invoice, never on none and never on two)."""
     assert organisation.category is not None
+    invoiced = {
+        ref
+        for row in uow.accounts.invoices(organisation_id=organisation.id)
+        if row.kind == "invoice" and row.state != "credited"
+        for line in row.lines
+        for ref in line["receipt_ids"]
+    }
     category = RequesterCategory(organisation.category)
     profile = profile_of(uow, organisation)
     micro = bool(profile and profile.micro_enterprise)
@@ -87,9 +96,11 @@ def month_lines(
     for app in uow.accounts.applications(organisation.id):
         costs |= pass_through_costs(uow, app.id)
         quote = uow.accounts.accepted_quote(app.id)
-        if quote is None or quote.decided_at is None or quote.decided_at.strftime("%Y-%m") != period:
+        if quote is None or quote.decided_at is None or quote.decided_at.strftime("%Y-%m") > period:
             continue
         accepted = [p.hospital for p in uow.accounts.participations(app.id) if p.accepted]
+        if any(participation_ref(app.id, h) in invoiced for h in accepted):
+            continue
         unit = tariff.unit_price(BillableService.APPLICATION_FEE, category, micro_enterprise=micro)
         if any(line["service"] == BillableService.APPLICATION_FEE.value for line in quote.lines) and accepted:
             lines.append(
@@ -119,7 +130,8 @@ def month_lines(
             r.application_id,
             r.persons,
         )
-        for r in uow.billing.receipts(month=period, requester_org=organisation.name)
+        for r in uow.billing.receipts(requester_org=organisation.name)
+        if r.month <= period and r.receipt_id not in invoiced
     ]
     lines += charge_lines(
         receipts, tariff, category, micro_enterprise=micro, study_titles=titles, pass_through=costs
@@ -128,10 +140,10 @@ def month_lines(
 
 
 def issue_invoice(
-    uow: UnitOfWork, organisation: OrganisationRow, period: str, today: date
+    uow: UnitOfWork, organisation: OrganisationRow, period: str, today: date, *, close_early: bool = False
 ) -> InvoiceRow | None:
     """Issue *organisation*'s invoice for *period*; None when nothing is chargeable. A second issue of the
-    same month's invoice is refused."""
+    same month's invoice is refused; a running month is invoiced only when *close_early* says so."""
     existing = [
         i
         for i in uow.accounts.invoices(organisation_id=organisation.id, period=period)
@@ -140,8 +152,12 @@ def issue_invoice(
     if existing:
         raise Conflict(f"{organisation.name}'s invoice for {period} is {existing[0].number}, issued already")
     first, last = period_bounds(period)
-    if last >= today:
-        raise Conflict(f"{period} has not ended; invoice it from {last + timedelta(days=1)}")
+    if last >= today and not close_early:
+        raise Conflict(
+            f"{period} has not ended; invoice it from {last + timedelta(days=1)} (or close it early)"
+        )
+    if first > today:
+        raise Conflict(f"{period} has not started")
     tariff = tariff_in_force(uow, first)
     lines = month_lines(uow, organisation, period, tariff)
     if not lines:
@@ -230,14 +246,14 @@ def _line_json(line_id: str, line: ChargeLine, tariff: Tariff) -> dict[str, Any]
     ).model_dump(mode="json")
 
 
-def issue_month(uow: UnitOfWork, period: str, today: date) -> list[InvoiceRow]:
+def issue_month(uow: UnitOfWork, period: str, today: date, *, close_early: bool = False) -> list[InvoiceRow]:
     """Every requester's invoice for *period* not issued yet."""
     issued = []
     for organisation in uow.organisations.list(kind="requester"):
         mine = uow.accounts.invoices(organisation_id=organisation.id, period=period)
         if any(i.kind == "invoice" and i.state != "credited" for i in mine):
             continue
-        row = issue_invoice(uow, organisation, period, today)
+        row = issue_invoice(uow, organisation, period, today, close_early=close_early)
         if row is not None:
             issued.append(row)
     return issued

@@ -174,10 +174,16 @@ def report_participation(
 
 
 @router.post("/invoices/issue", response_model=list[InvoiceView], status_code=201)
-def issue_invoices(period: Period, caller: Admin, store: Store) -> list[InvoiceView]:
+def issue_invoices(
+    period: Period,
+    caller: Admin,
+    store: Store,
+    close_early: Annotated[bool, Query(description="Invoice the running month up to now")] = False,
+) -> list[InvoiceView]:
     """Issue every requester's invoice for a finished month (those issued already are skipped)."""
     with store.unit() as uow:
-        return [invoices.invoice_view(uow, row) for row in invoices.issue_month(uow, period, _today())]
+        issued = invoices.issue_month(uow, period, _today(), close_early=close_early)
+        return [invoices.invoice_view(uow, row) for row in issued]
 
 
 def _invoice(uow: Any, number: str, caller: Principal) -> Any:
