@@ -204,6 +204,7 @@ def test_the_money_path_from_application_to_verified_invoice_and_statements(netw
     # 800 research: operator 25% = 200; pool 600, half equally (150 each), half by persons 40:10 (240, 60)
     h1 = call(network, "GET", "/billing/statements/h1?period=2026-11", "steward")
     assert (h1["total"], h1["payable"]) == ("620.00", "0.00"), "h1: 150 + 240 + its 230 pass-through"
+    assert [len(line["hospital_receipt_ids"]) for line in h1["lines"]] == [1, 1], "only h1's own receipt"
     call(network, "POST", f"/billing/invoices/{invoice['number']}/payment", "admin", {"reference": "SEPA-1"})
     call(network, "POST", f"/billing/invoices/{invoice['number']}/payment", "admin", {}, 409)
     h2 = call(network, "GET", "/billing/statements/h2?period=2026-11", "h2")

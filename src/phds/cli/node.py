@@ -1,6 +1,7 @@
 """``phds node``: enrol and run a hospital's node; act on its local state (audit log, approvals).
 
-``enrol`` and ``run`` talk to the hub (outbound only); every other command works on ``node.db`` alone.
+``enrol``, ``run``, ``participation`` and ``earnings`` talk to the hub (outbound only); every other
+command works on ``node.db`` alone.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from phds.cli.node_budget import app as budget_app
+from phds.cli.node_earnings import app as earnings_app
+from phds.cli.node_participation import app as participation_app
 from phds.node.approvals import ApprovalStore
 from phds.node.audit import AuditLog, NodeDatabase
 from phds.node.config import load_node_config
@@ -27,6 +30,8 @@ app = typer.Typer(
 audit_app = typer.Typer(help="The node's hash-chained audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(budget_app, name="budget")
+app.add_typer(participation_app, name="participation")
+app.add_typer(earnings_app, name="earnings")
 
 CONFIG = typer.Option(
     Path("node.toml"), "--config", "-c", envvar="PHDS_NODE_CONFIG", help="The node's node.toml."

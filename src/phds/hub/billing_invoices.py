@@ -20,7 +20,7 @@ from phds.billing.invoicing import ChargeLine, MeteredReceipt, charge_lines, spl
 from phds.billing.service_catalogue import BillableService
 from phds.billing.tariff import Tariff
 from phds.billing.vat import vat_treatment
-from phds.billing.verify import participation_ref
+from phds.billing.verify import PARTICIPATION_PREFIX, participation_ref
 from phds.errors import Conflict, InputError, NotFound
 from phds.hub.billing_applications import pass_through_costs, profile_of, tariff_in_force
 from phds.hub.store import UnitOfWork
@@ -370,10 +370,16 @@ def evidence(uow: UnitOfWork, row: InvoiceRow) -> InvoiceEvidence:
     )
 
 
+def _refers_to(ref: str, hospital: str) -> bool:
+    """Whether *ref* is a participation reference (``p:<application>:<hospital>``) of *hospital*."""
+    return ref.startswith(PARTICIPATION_PREFIX) and ref.rsplit(":", 1)[-1] == hospital
+
+
 def hospital_statement(uow: UnitOfWork, hospital: str, period: str) -> HospitalStatement:
     """A hospital's shares of *period*'s invoices (credited ones excluded); payable from paid ones."""
     lines: list[StatementLine] = []
     currency = "EUR"
+    shared: list[tuple[InvoiceRow, dict[str, Any], Decimal]] = []
     for row in uow.accounts.invoices(period=period):
         if row.kind != "invoice" or row.state == "credited":
             continue
@@ -381,17 +387,27 @@ def hospital_statement(uow: UnitOfWork, hospital: str, period: str) -> HospitalS
         for line in row.lines:
             share = Decimal(line["shares"].get(hospital, "0"))
             if share:
-                lines.append(
-                    StatementLine(
-                        invoice=row.number,
-                        invoice_state=row.state,
-                        line_id=line["line_id"],
-                        study_id=line["study_id"],
-                        description=line["description"],
-                        amount=share,
-                        receipt_ids=line["receipt_ids"],
-                    )
-                )
+                shared.append((row, line, share))
+    usage_ids = [
+        r for _, ln, _ in shared for r in ln["receipt_ids"] if not r.startswith(PARTICIPATION_PREFIX)
+    ]
+    metered = uow.billing.receipts(receipt_ids=usage_ids, hospital=hospital) if usage_ids else []
+    theirs = {r.receipt_id for r in metered}
+    for row, line, share in shared:
+        lines.append(
+            StatementLine(
+                invoice=row.number,
+                invoice_state=row.state,
+                line_id=line["line_id"],
+                study_id=line["study_id"],
+                description=line["description"],
+                amount=share,
+                receipt_ids=line["receipt_ids"],
+                hospital_receipt_ids=[
+                    r for r in line["receipt_ids"] if r in theirs or _refers_to(r, hospital)
+                ],
+            )
+        )
     total = sum((line.amount for line in lines), Decimal("0.00"))
     payable = sum((line.amount for line in lines if line.invoice_state == "paid"), Decimal("0.00"))
     return HospitalStatement(

@@ -49,6 +49,7 @@ class AuditKind(StrEnum):
     DP_BUDGET = "dp_budget"  # a steward set or reset a differential-privacy budget
     SECAGG = "secagg"  # a secure-aggregation stage: what was masked, which shares revealed, the sum
     USAGE_RECEIPT = "usage_receipt"  # a task's chargeable event, as the signed receipt sent to the hub
+    PARTICIPATION = "participation"  # a steward's signed decision on a data-access application
 
 
 AUDIT_KINDS: tuple[str, ...] = tuple(k.value for k in AuditKind)

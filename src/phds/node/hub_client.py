@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from phds import __version__
 from phds import errors as phds_errors
 from phds.errors import AuthenticationError, PhdsError, StoreError
+from phds.protocol.billing import ApplicationView, HospitalStatement, ParticipationStatement
 from phds.protocol.catalogue import CatalogueEntry
 from phds.protocol.enrolment import EnrolRequest, EnrolResponse
 from phds.protocol.nodes import NodeInfo, NodeMetadata
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 API = "/api/v1"
 _TASKS = TypeAdapter(list[Task])
+_APPLICATIONS = TypeAdapter(list[ApplicationView])
 _BY_STATUS: dict[int, type[PhdsError]] = {
     401: phds_errors.AuthenticationError,
     403: phds_errors.PermissionDenied,
@@ -174,6 +176,37 @@ class HubClient:
         """Publish the node's dataset profile (``PUT /nodes/me/catalogue``)."""
         data = self._call("PUT", "/nodes/me/catalogue", "publishing the catalogue", json=profile)
         return CatalogueEntry.model_validate(data)
+
+    def applications(self) -> list[ApplicationView]:
+        """The data-access applications naming this node's hospital (``GET /billing/applications``)."""
+        data = self._call("GET", "/billing/applications", "fetching the applications")
+        return _APPLICATIONS.validate_python(data)
+
+    def application(self, application_id: str) -> ApplicationView:
+        """One application naming this node's hospital; NotFound for any other."""
+        data = self._call(
+            "GET", f"/billing/applications/{application_id}", f"fetching application {application_id}"
+        )
+        return ApplicationView.model_validate(data)
+
+    def report_participation(self, statement: ParticipationStatement) -> None:
+        """Report the steward's node-signed decision on an application; the hub verifies the signature."""
+        self._call(
+            "POST",
+            f"/billing/applications/{statement.application_id}/participation",
+            f"reporting participation in {statement.application_id}",
+            json=statement.model_dump(mode="json"),
+        )
+
+    def statement(self, hospital: str, period: str) -> HospitalStatement:
+        """The hospital's earnings statement of *period* (``GET /billing/statements/{hospital}``)."""
+        data = self._call(
+            "GET",
+            f"/billing/statements/{hospital}",
+            f"fetching the statement of {hospital} for {period}",
+            params={"period": period},
+        )
+        return HospitalStatement.model_validate(data)
 
     def close(self) -> None:
         self._client.close()

@@ -139,6 +139,11 @@ class StatementLine(WireModel):
     description: str
     amount: Decimal
     receipt_ids: list[str]
+    hospital_receipt_ids: list[str] = Field(
+        default_factory=list,
+        description="Of receipt_ids, those the hub metered for this hospital (its usage receipts and "
+        "participation references), for the hospital to find in its own audit log",
+    )
 
 
 class HospitalStatement(WireModel):
