@@ -177,10 +177,8 @@ def run_money_path(
         _ok(admin.put("/billing/profiles/operator", json=OPERATOR_PROFILE))
         for org, profile in PROFILES.items():
             _ok(admin.put(f"/billing/profiles/{org}", json=profile))
-        say(
-            f"   tariff {default_tariff().version}: Findata, NHS DARS, CPRD and Statistics Denmark fee schedules"
-        )
-        requesters = {
+        say(f"   tariff {default_tariff().version}, from the fees of Findata, NHS DARS, CPRD and DST")
+        requesters: dict[str, tuple[Client, list[dict[str, Any]]]] = {
             ACADEMIC_ORG: (
                 academic,
                 [{"service": "application_fee"}, {"service": "research", "quantity": 2}],
@@ -232,9 +230,10 @@ def run_money_path(
             pdf.write_bytes(admin.get(f"/billing/invoices/{invoice['number']}/document?format=pdf").content)
             out.documents.append(str(pdf))
             say(
-                f"   invoice {invoice['number']} to {invoice['organisation']}: {len(invoice['lines'])} lines, "
-                f"net €{invoice['net_total']}, VAT €{invoice['vat_total']}, total €{invoice['gross_total']}; "
-                f"verified against the node keys: {out.verifications[invoice['number']]} ({check.receipts} receipts); {pdf}"
+                f"   invoice {invoice['number']} to {invoice['organisation']}: {len(invoice['lines'])} "
+                f"lines, net €{invoice['net_total']}, VAT €{invoice['vat_total']}, total "
+                f"€{invoice['gross_total']}; verified against the node keys: "
+                f"{out.verifications[invoice['number']]} ({check.receipts} receipts); {pdf}"
             )
             _ok(
                 admin.post(
@@ -245,8 +244,8 @@ def run_money_path(
             statement = _ok(admin.get(f"/billing/statements/{hospital.name}?period={period}"))
             out.statements.append(statement)
             say(
-                f"   {hospital.name}'s statement for {period}: €{statement['total']} from {len(statement['lines'])} "
-                f"lines, €{statement['payable']} payable (invoices paid)"
+                f"   {hospital.name}'s statement for {period}: €{statement['total']} from "
+                f"{len(statement['lines'])} lines, €{statement['payable']} payable (invoices paid)"
             )
     out.simulation = _simulate(folder, say)
     return out

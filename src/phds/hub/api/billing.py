@@ -22,6 +22,7 @@ from phds.billing.tariff import Tariff
 from phds.errors import NotFound
 from phds.hub import billing_applications as apps
 from phds.hub import billing_invoices as invoices
+from phds.hub import billing_statements as statements
 from phds.hub.auth import Admin, AnyUser, Caller, NodeCaller, Principal, RequesterCaller, Store, allow
 from phds.hub.services import get_organisation
 from phds.hub.store.models import utcnow
@@ -233,7 +234,7 @@ def invoice_document(
 def invoice_evidence(number: str, caller: AnyUser, store: Store) -> InvoiceEvidence:
     """The node-signed receipts and participation behind the invoice, for ``phds billing verify``."""
     with store.unit() as uow:
-        return invoices.evidence(uow, _invoice(uow, number, caller))
+        return statements.evidence(uow, _invoice(uow, number, caller))
 
 
 @router.post("/invoices/{number}/payment", response_model=InvoiceView)
@@ -263,4 +264,4 @@ def hospital_statement(
         raise NotFound(f"no statement for {hospital!r} visible to you")
     with store.unit() as uow:
         get_organisation(uow, hospital)
-        return invoices.hospital_statement(uow, hospital, period)
+        return statements.hospital_statement(uow, hospital, period)
