@@ -213,3 +213,17 @@ def test_the_money_path_from_application_to_verified_invoice_and_statements(netw
     pdf = call(network, "GET", f"/billing/invoices/{invoice['number']}/document?format=pdf", "requester")
     assert pdf.startswith(b"%PDF") and b"1246.30" in check_facturx(pdf)
     assert uuid.UUID(study["id"])
+
+    # The running month, closed early: the application fee accepted this month, on the hospitals' signed
+    # participation; November's receipts are not billed again.
+    this_month = datetime.now(UTC).strftime("%Y-%m")
+    call(network, "POST", f"/billing/invoices/issue?period={this_month}", "admin", status=409)
+    [early] = call(
+        network, "POST", f"/billing/invoices/issue?period={this_month}&close_early=true", "admin", status=201
+    )
+    [fee] = early["lines"]
+    assert fee["service"] == "application_fee" and Decimal(fee["net_amount"]) == Decimal("480.00")
+    assert sorted(fee["receipt_ids"]) == [f"p:{app['id']}:h1", f"p:{app['id']}:h2"]
+    early_evidence = call(network, "GET", f"/billing/invoices/{early['number']}/evidence", "admin")
+    assert verify_invoice(InvoiceEvidence.model_validate(early_evidence), pinned).ok
+    assert int(early["number"].rsplit("-", 1)[1]) == int(invoice["number"].rsplit("-", 1)[1]) + 1, "no gaps"
