@@ -31,4 +31,5 @@ def test_no_private_or_stray_public_names() -> None:
     public = {n for n in vars(phds.sdk) if not n.startswith("_")}
     modules = {"client", "plots", "results", "results_descriptive", "results_stats", "stats_methods"}
     modules.update({"plots_counts", "studyfile", "verify"})  # verify: the client's study verification
+    modules.add("billing")  # client.applications, .quotes, .invoices and .billing
     assert public - modules == set(phds.sdk.__all__)

@@ -60,7 +60,7 @@ def main() -> None:
         # Non-standalone click returns the code of a ``typer.Exit`` instead of exiting.
         code = app(standalone_mode=False)
     except PhdsError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Abort:
         err_console.print("aborted")

@@ -12,9 +12,10 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pandas as pd
@@ -32,6 +33,9 @@ from phds.sdk.verify import Verification, requester_signer, verify_study
 from phds.trust.envelopes import open_envelope
 from phds.trust.keys import KeyPair
 from phds.trust.specs import sign_spec
+
+if TYPE_CHECKING:
+    from phds.sdk.billing import Applications, BillingClient, Invoices, Quotes
 
 log = logging.getLogger(__name__)
 
@@ -229,9 +233,40 @@ class Client(StatsMethods):
         columns += ["max_typical_age", "start", "end", "cdm_version", "published_at"]
         return pd.DataFrame(rows, columns=columns)
 
+    # -- billing ---------------------------------------------------------------------------------------
+
+    @cached_property
+    def billing(self) -> BillingClient:
+        """The money path (:class:`~phds.sdk.billing.BillingClient`): the operator's calls, and the
+        :attr:`applications`, :attr:`quotes` and :attr:`invoices` below (loaded on first use)."""
+        from phds.sdk.billing import BillingClient
+
+        return BillingClient(self)
+
+    @property
+    def applications(self) -> Applications:
+        """Data-access applications: file, list, read (:class:`~phds.sdk.billing.Applications`)."""
+        return self.billing.applications
+
+    @property
+    def quotes(self) -> Quotes:
+        """An application's quotes: list, accept, decline (:class:`~phds.sdk.billing.Quotes`)."""
+        return self.billing.quotes
+
+    @property
+    def invoices(self) -> Invoices:
+        """Invoices: list, download, verify against the node keys (:class:`~phds.sdk.billing.Invoices`)."""
+        return self.billing.invoices
+
     # -- plumbing ------------------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The hub's JSON answer to *method* on ``/api/v1`` + *path*; an error answer raises its error."""
+        response = self._send(method, path, **kwargs)
+        return None if response.status_code == 204 else response.json()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The hub's successful response (for bodies that are not JSON, such as an invoice's PDF)."""
         try:
             response = self._http.request(method, API + path, **kwargs)
         except httpx.TimeoutException as exc:
@@ -241,7 +276,7 @@ class Client(StatsMethods):
             raise PhdsError(f"cannot reach the hub at {self.hub_url}: {exc}") from exc
         if response.status_code >= 400:
             raise error_from_response(response)
-        return response.json()
+        return response
 
     def close(self) -> None:
         """Close the connection pool."""
