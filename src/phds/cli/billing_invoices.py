@@ -92,12 +92,20 @@ def _print_invoice(invoice: InvoiceView) -> None:
 
 
 @invoice_app.command("issue")
-def invoice_issue(period: Period, as_json: AsJson = False, hub: Hub = None, token: Token = None) -> None:
+def invoice_issue(
+    period: Period,
+    close_early: Annotated[
+        bool, typer.Option("--close-early", help="Invoice the running month up to now.")
+    ] = False,
+    as_json: AsJson = False,
+    hub: Hub = None,
+    token: Token = None,
+) -> None:
     """Issue every requester's invoice for a finished month (the operator).
 
-    Invoices issued already are skipped."""
+    Invoices issued already are skipped; receipts not invoiced yet carry over to the next month."""
     with hub_client(hub, token) as client:
-        issued = client.billing.issue(period)
+        issued = client.billing.issue(period, close_early=close_early)
     if as_json:
         print_json(issued)
     else:

@@ -137,8 +137,13 @@ def demo(
                 Console().print(feasibility_table(noisy))
                 err.print(f"   {noisy.dp_summary()}", highlight=False)
             regression = run_statistics(network, folder, dataset=dataset, as_json=as_json, plot=plot)
+            money = _money_path(network, folder, quiet=as_json, kept=workdir is not None)
             if as_json:
-                body = {"feasibility": result.to_dict(), "regression": regression and regression.to_dict()}
+                body = {
+                    "feasibility": result.to_dict(),
+                    "regression": regression and regression.to_dict(),
+                    "billing": money,
+                }
                 typer.echo(json.dumps(body, indent=2, default=str))
             _finish(network, keep_running)
     finally:
@@ -212,6 +217,22 @@ def run_statistics(
         plot_result(result, plot)
         err.print(f"   plot written to {plot}", highlight=False)
     return result
+
+
+def _money_path(network: LocalNetwork, folder: Path, *, quiet: bool, kept: bool) -> dict[str, object]:
+    """Step 7: applications, quotes, billed studies, the month's invoices verified, statements, a
+    simulator run (docs/howto/billing.md)."""
+    from phds.demo.money import run_money_path
+
+    if not quiet:
+        err.print(
+            "[bold]7.[/] The money path: an academic and an industry application, quoted from the default"
+            " tariff and accepted; studies billed from node-signed receipts; this month's invoices"
+            " (closed early) verified against the node keys; each hospital's statement"
+            + ("" if kept else " (PDFs and charts are kept with --workdir)")
+        )
+    say = (lambda text: None) if quiet else (lambda text: err.print(text, highlight=False, soft_wrap=True))
+    return run_money_path(network, folder, say).to_dict()
 
 
 def _columns(network: LocalNetwork, dataset: str) -> list[str]:

@@ -18,10 +18,8 @@ from typing import Any
 import httpx
 
 from phds.billing.tariff import default_tariff
-from phds.billing.verify import verify_invoice
 from phds.demo.network import REQUESTER_ORG, LocalNetwork, phds_command
 from phds.errors import PhdsError
-from phds.protocol.billing import InvoiceEvidence
 from phds.sdk import Client
 from phds.trust import KeyPair, NetworkTrust
 
@@ -167,85 +165,92 @@ def accept_at_nodes(network: LocalNetwork, application_id: str) -> None:
             )
 
 
-def run_money_path(
-    network: LocalNetwork, folder: Path, academic: Client, say: Any, run_study: Any
-) -> MoneyPath:
+def billed_study(
+    network: LocalNetwork, client: Client, organisation: str, application_id: str, service: str
+) -> str:
+    """Run a feasibility count of the demo's cohort under *application_id*, billed as *service*; the
+    stewards who approve by hand approve it at their nodes. The study's id."""
+    from phds.demo.scenario import approve_as_steward, default_cohort, demo_spec
+
+    analysis = {"name": "feasibility.count", "params": {"cohort": default_cohort(), "breakdowns": ["sex"]}}
+    spec = demo_spec(analysis, network, f"Asthma and salbutamol ({service.replace('_', ' ')})", service)
+    spec |= {"organisation": organisation, "application_id": application_id}
+    approved: set[str] = set()
+
+    def progress(view: Any) -> None:
+        for status in view.hospitals:
+            if status.state.value == "awaiting_approval" and status.hospital not in approved:
+                approve_as_steward(network, status.hospital, view.id)
+                approved.add(status.hospital)
+
+    study = client.submit(spec)
+    client.results(study.id, wait=True, progress=progress)
+    return study.id
+
+
+def run_money_path(network: LocalNetwork, folder: Path, say: Any) -> MoneyPath:
     """Applications → quotes → participation → billed studies → invoices → statements (see the module)."""
     out = MoneyPath()
-    with _api(network, network.admin_token) as admin:
-        _ok(admin.post("/billing/tariffs", json=default_tariff().model_dump(mode="json")))
-        _ok(admin.put("/billing/profiles/operator", json=OPERATOR_PROFILE))
+    academic = academic_requester(network, folder)
+    operator = Client(network.hub_url, network.admin_token)
+    with operator, academic, network.client() as industry:
+        operator.billing.add_tariff(default_tariff())
+        operator.billing.set_profile("operator", OPERATOR_PROFILE)
         for org, profile in PROFILES.items():
-            _ok(admin.put(f"/billing/profiles/{org}", json=profile))
+            operator.billing.set_profile(org, profile)
         say(f"   tariff {default_tariff().version}, from the fees of Findata, NHS DARS, CPRD and DST")
-        requesters: dict[str, tuple[Client, list[dict[str, Any]]]] = {
-            ACADEMIC_ORG: (
-                academic,
-                [{"service": "application_fee"}, {"service": "research", "quantity": 2}],
-            ),
-            REQUESTER_ORG: (
-                network.client(),
-                [{"service": "application_fee"}, {"service": "feasibility", "quantity": 5}],
-            ),
+        plans = {
+            ACADEMIC_ORG: (academic, "Asthma admissions in children", "research"),
+            REQUESTER_ORG: (industry, "Trial site feasibility", "feasibility"),
         }
-        applications: dict[str, str] = {}
-        for org, (client, services) in requesters.items():
-            title = "Asthma admissions in children" if org == ACADEMIC_ORG else "Trial site feasibility"
-            app = _ok(
-                client._http.post(
-                    "/api/v1/billing/applications", json=application_form(network, title, services)
-                )
-            )
-            accept_at_nodes(network, app["id"])
-            quote = _ok(admin.post(f"/billing/applications/{app['id']}/quotes"))
-            _ok(client._http.post(f"/api/v1/billing/quotes/{quote['id']}/accept"))
-            applications[org] = app["id"]
+        for org, (client, title, service) in plans.items():
+            services: list[dict[str, Any]] = [
+                {"service": "application_fee"},
+                {"service": service, "quantity": 3},
+            ]
+            app = client.applications.file(application_form(network, title, services))
+            accept_at_nodes(network, app.id)
+            quote = operator.billing.quote(app.id)
+            client.quotes.accept(quote.id)
             out.applications.append(
                 {
                     "organisation": org,
-                    "application": app["id"],
-                    "quote": quote["id"],
-                    "ceiling": quote["ceiling"],
-                    "currency": quote["currency"],
+                    "application": app.id,
+                    "quote": quote.id,
+                    "ceiling": str(quote.ceiling),
+                    "currency": quote.currency,
                 }
             )
             say(
-                f"   {org}: application {app['id']} accepted by every hospital's steward at its node; "
-                f"quote {quote['id']} accepted, ceiling €{quote['ceiling']}"
+                f"   {org}: application {app.id}, accepted by each hospital's steward at its node (signed by "
+                f"the node key); quote {quote.id} accepted, ceiling €{quote.ceiling}"
             )
-        run_study(academic, applications[ACADEMIC_ORG], "research")
-        run_study(network.client(), applications[REQUESTER_ORG], "feasibility")
-        _wait_metered(admin)
+            study_id = billed_study(network, client, org, app.id, service)
+            say(f"   {org}: {service} study {study_id} ran under {app.id}")
+        _wait_metered(operator)
         period = datetime.now(UTC).strftime("%Y-%m")
-        issued = _ok(admin.post(f"/billing/invoices/issue?period={period}&close_early=true"))
         keys = node_keys(network)
-        for invoice in issued:
-            out.invoices.append(invoice)
-            evidence = InvoiceEvidence.model_validate(
-                _ok(admin.get(f"/billing/invoices/{invoice['number']}/evidence"))
-            )
-            check = verify_invoice(evidence, keys)
-            out.verifications[invoice["number"]] = "ok" if check.ok else "; ".join(check.problems)
-            pdf = folder / f"{invoice['number']}.pdf"
-            pdf.write_bytes(admin.get(f"/billing/invoices/{invoice['number']}/document?format=pdf").content)
+        for invoice in operator.billing.issue(period, close_early=True):
+            check = operator.invoices.verify(invoice.number, pinned=keys)
+            out.invoices.append(invoice.model_dump(mode="json"))
+            out.verifications[invoice.number] = "ok" if check.ok else "; ".join(check.problems)
+            pdf = operator.invoices.download(invoice.number, folder / f"{invoice.number}.pdf")
             out.documents.append(str(pdf))
             say(
-                f"   invoice {invoice['number']} to {invoice['organisation']}: {len(invoice['lines'])} "
-                f"lines, net €{invoice['net_total']}, VAT €{invoice['vat_total']}, total "
-                f"€{invoice['gross_total']}; verified against the node keys: "
-                f"{out.verifications[invoice['number']]} ({check.receipts} receipts); {pdf}"
+                f"   invoice {invoice.number} to {invoice.organisation}: {len(invoice.lines)} lines, net "
+                f"€{invoice.net_total}, VAT €{invoice.vat_total}, total €{invoice.gross_total}"
             )
-            _ok(
-                admin.post(
-                    f"/billing/invoices/{invoice['number']}/payment", json={"reference": "demo transfer"}
-                )
-            )
-        for hospital in network.hospitals:
-            statement = _ok(admin.get(f"/billing/statements/{hospital.name}?period={period}"))
-            out.statements.append(statement)
             say(
-                f"   {hospital.name}'s statement for {period}: €{statement['total']} from "
-                f"{len(statement['lines'])} lines, €{statement['payable']} payable (invoices paid)"
+                f"     verified against the node keys: {out.verifications[invoice.number]} "
+                f"({check.lines} lines, {check.receipts} receipts); PDF/A-3 with Factur-X: {pdf}"
+            )
+            operator.billing.record_payment(invoice.number, "demo transfer")
+        for hospital in network.hospitals:
+            statement = operator.billing.statement(hospital.name, period)
+            out.statements.append(statement.model_dump(mode="json"))
+            say(
+                f"   {hospital.name}'s statement for {period}: €{statement.total} from "
+                f"{len(statement.lines)} lines, €{statement.payable} payable from paid invoices"
             )
     out.simulation = _simulate(folder, say)
     return out
@@ -262,11 +267,11 @@ def node_keys(network: LocalNetwork) -> dict[str, str]:
     }
 
 
-def _wait_metered(admin: httpx.Client, timeout: float = 60.0) -> None:
+def _wait_metered(operator: Client, timeout: float = 60.0) -> None:
     """The hub meters receipts on its runner's tick: wait until both applications show charges."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if all(Decimal(a["charged"]) > _fixed_fees(a) for a in _ok(admin.get("/billing/applications"))):
+        if all(a.charged > _fixed_fees(a.model_dump(mode="json")) for a in operator.applications.list()):
             return
         time.sleep(0.5)
     raise PhdsError(f"the hub metered no receipts within {timeout:.0f} s")

@@ -74,8 +74,9 @@ def month_lines(
     uow: UnitOfWork, organisation: OrganisationRow, period: str, tariff: Tariff
 ) -> list[ChargeLine]:
     """The organisation's charge lines up to the end of *period* not invoiced yet: application fees of
-    quotes accepted by then, then the metered receipts (so receipts that arrive after a month was closed
-    early go on the next month's invoice, never on none and never on two)."""
+    quotes accepted by then, then the metered receipts of studies under an application (so receipts that
+    arrive after a month was closed early go on the next month's invoice, never on none and never on two;
+    a study without an application is metered but runs unbilled)."""
     assert organisation.category is not None
     invoiced = {
         ref
@@ -127,7 +128,7 @@ def month_lines(
             r.persons,
         )
         for r in uow.billing.receipts(requester_org=organisation.name)
-        if r.month <= period and r.receipt_id not in invoiced
+        if r.month <= period and r.receipt_id not in invoiced and r.application_id is not None
     ]
     lines += charge_lines(
         receipts, tariff, category, micro_enterprise=micro, study_titles=titles, pass_through=costs

@@ -317,10 +317,12 @@ class BillingClient:
         path = f"/billing/applications/{_segment(application_id, 'application_id')}/quotes"
         return QuoteView.model_validate(self._client._request("POST", path))
 
-    def issue(self, period: str) -> list[InvoiceView]:
+    def issue(self, period: str, *, close_early: bool = False) -> list[InvoiceView]:
         """Issue every requester's invoice for the finished month *period* (``YYYY-MM``); those issued
-        already are skipped, so the list may be empty."""
-        found = self._client._request("POST", "/billing/invoices/issue", params={"period": _period(period)})
+        already are skipped, so the list may be empty. *close_early* invoices the running month up to
+        now (later receipts go on the next month's invoice)."""
+        params = {"period": _period(period), "close_early": str(close_early).lower()}
+        found = self._client._request("POST", "/billing/invoices/issue", params=params)
         return [InvoiceView.model_validate(i) for i in found]
 
     def record_payment(
