@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,18 @@ def test_the_demo_counts_a_given_cohort_on_given_omop_folders(shared_data: Path,
     assert result["hospitals"]["gibleed"]["persons"]["value"] == 0  # eunomia has no condition_occurrence
     assert sorted(result["attribution"]["answered"]) == ["gibleed", "nj"]
     assert "approved study" in done.stderr  # gibleed's steward approved by hand, as the demo shows
+
+    # The money path over the same real processes: each node's steward signed its participation with the
+    # node CLI, the nodes signed a receipt per task, and both invoices verify against the node keys.
+    billing = json.loads(done.stdout)["billing"]
+    assert sorted(i["organisation"] for i in billing["invoices"]) == ["acme-pharma", "uni-research"]
+    assert billing["verifications"] and set(billing["verifications"].values()) == {"ok"}
+    for invoice in billing["invoices"]:
+        assert invoice["lines"] and all(line["receipt_ids"] for line in invoice["lines"])
+        for line in invoice["lines"]:  # the revenue shares reconcile to the cent
+            assert sum(Decimal(v) for v in line["shares"].values()) == Decimal(line["net_amount"])
+    paid = sum(Decimal(s["payable"]) for s in billing["statements"])
+    operator = sum(
+        Decimal(line["shares"].get("operator", "0")) for i in billing["invoices"] for line in i["lines"]
+    )
+    assert paid + operator == sum(Decimal(i["net_total"]) for i in billing["invoices"])
