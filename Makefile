@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench clean
+.PHONY: demo test test-faults check bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,11 @@ demo: $(STAMP)
 	$(BIN)/phds demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not fault"
+
+# Real processes killed and paused mid-study (slow); CI runs this tier after `make test`.
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest -q -m fault
 
 check: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -35,7 +35,7 @@ from .support import (
     wait_until,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 
 def _submit_and_park(network: LocalNetwork, auto: str) -> tuple[str, int]:

@@ -33,7 +33,7 @@ from .support import (
     wait_until,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 
 def _final(network: LocalNetwork, study_id: str) -> dict[str, object]:

@@ -118,6 +118,7 @@ def test_a_hub_that_alters_a_secure_result_is_caught(secure_network: LocalNetwor
         client.verify(done["id"])
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("stage", ["start", "keys", "shares", "masked"])
 def test_a_node_killed_at_each_stage(secure_network: LocalNetwork, stage: str) -> None:
     victim = "site3"
