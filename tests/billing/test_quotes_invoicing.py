@@ -22,12 +22,18 @@ T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
 def form(**fields: object) -> ApplicationForm:
     base: dict[str, object] = {
-        "title": "Asthma in under-fives", "purpose": "Incidence of asthma across the network",
-        "legal_basis": "GDPR Art. 6(1)(e), 9(2)(j)", "ethics_reference": "CEIm-2026-014",
-        "hospitals": ["alpha", "beta", "gamma"], "duration_months": 12,
-        "services": [{"service": "application_fee"}, {"service": "research", "quantity": 2},
-                     {"service": "feasibility", "quantity": 30}],
-    }  # fmt: skip
+        "title": "Asthma in under-fives",
+        "purpose": "Incidence of asthma across the network",
+        "legal_basis": "GDPR Art. 6(1)(e), 9(2)(j)",
+        "ethics_reference": "CEIm-2026-014",
+        "hospitals": ["alpha", "beta", "gamma"],
+        "duration_months": 12,
+        "services": [
+            {"service": "application_fee"},
+            {"service": "research", "quantity": 2},
+            {"service": "feasibility", "quantity": 30},
+        ],
+    }
     return ApplicationForm.model_validate(base | fields)
 
 
@@ -39,13 +45,18 @@ def test_a_quote_prices_the_application_from_the_tariff_and_each_hospitals_pass_
     amounts = {line.service: line.amount for line in quote.lines}
     # application fee 600 - 20%; research 2 studies x 3 hospitals x (500 - 20%); 30 queries x (25 - 20%)
     assert amounts == {
-        "application_fee": Decimal("480.00"), "research": Decimal("2400.00"),
-        "feasibility": Decimal("600.00"), "pass_through": Decimal("460.00"),
-    }  # fmt: skip
+        "application_fee": Decimal("480.00"),
+        "research": Decimal("2400.00"),
+        "feasibility": Decimal("600.00"),
+        "pass_through": Decimal("460.00"),
+    }
     assert quote.ceiling == sum(amounts.values()) and quote.valid_until == date(2026, 3, 31)
     assert quote.tariff_version == "2026.1"
-    assert all(line.reduction_basis and "Art. 62" in line.reduction_basis
-               for line in quote.lines if line.service != "pass_through")  # fmt: skip
+    assert all(
+        line.reduction_basis and "Art. 62" in line.reduction_basis
+        for line in quote.lines
+        if line.service != "pass_through"
+    )
 
 
 def test_an_application_file_with_mistakes_names_the_file_line_and_field(tmp_path: Path) -> None:
@@ -61,12 +72,24 @@ def test_an_application_file_with_mistakes_names_the_file_line_and_field(tmp_pat
     assert "services.0.quantity" in caught.value.message
 
 
-def receipt(study: str, hospital: str, minutes: int = 0, outcome: O = O.ANSWERED, service: str = "research",
-            persons: int | None = 40) -> MeteredReceipt:  # fmt: skip
+def receipt(
+    study: str,
+    hospital: str,
+    minutes: int = 0,
+    outcome: O = O.ANSWERED,
+    service: str = "research",
+    persons: int | None = 40,
+) -> MeteredReceipt:
     return MeteredReceipt(
-        f"r-{study}-{hospital}-{minutes}", study, hospital, service, outcome, T0 + timedelta(minutes=minutes),
-        "APP-1", persons,
-    )  # fmt: skip
+        f"r-{study}-{hospital}-{minutes}",
+        study,
+        hospital,
+        service,
+        outcome,
+        T0 + timedelta(minutes=minutes),
+        "APP-1",
+        persons,
+    )
 
 
 def test_lines_charge_each_answering_hospital_once_and_never_refused_work() -> None:
@@ -97,13 +120,32 @@ def test_the_months_first_feasibility_queries_are_free() -> None:
 
 
 def test_the_default_revenue_share_is_the_greater_plains_rule() -> None:
-    line = ChargeLine("APP-1", "s1", "research", "research: s1", Decimal(2), "C62", Decimal("1000.00"),
-                      ("r1", "r2"), {"alpha": 300, "beta": 100})  # fmt: skip
+    line = ChargeLine(
+        "APP-1",
+        "s1",
+        "research",
+        "research: s1",
+        Decimal(2),
+        "C62",
+        Decimal("1000.00"),
+        ("r1", "r2"),
+        {"alpha": 300, "beta": 100},
+    )
     shares = split_line(line, RevenueShareRule())
     # 2,000: operator 25% = 500; pool 1,500: half equally (375 each), half by persons 3:1 (562.50, 187.50)
     assert shares == {OPERATOR: Decimal("500.00"), "alpha": Decimal("937.50"), "beta": Decimal("562.50")}
-    passed = ChargeLine("APP-1", "s1", "pass_through", "x", Decimal(1), "C62", Decimal("99.00"), ("r1",),
-                        {"alpha": 300}, pass_through_hospital="alpha")  # fmt: skip
+    passed = ChargeLine(
+        "APP-1",
+        "s1",
+        "pass_through",
+        "x",
+        Decimal(1),
+        "C62",
+        Decimal("99.00"),
+        ("r1",),
+        {"alpha": 300},
+        pass_through_hospital="alpha",
+    )
     assert split_line(passed, RevenueShareRule()) == {"alpha": Decimal("99.00")}
 
 
@@ -123,3 +165,39 @@ def test_shares_always_reconcile_to_the_cent(
     shares = split_line(line, rule)
     assert sum(shares.values()) == line.net_amount
     assert all(v >= 0 and v == v.quantize(Decimal("0.01")) for v in shares.values())
+
+
+def test_a_waiver_needs_a_reason_and_carries_from_the_quote_to_the_invoice_lines() -> None:
+    tariff = default_tariff()
+    quote = price_application(
+        form(),
+        tariff,
+        C.INDUSTRY,
+        pass_through=[],
+        today=date(2026, 3, 1),
+        waivers={"research": "PHEMS consortium pilot, board decision 2026-02"},
+    )
+    [research] = [line for line in quote.lines if line.service == "research"]
+    assert (research.unit_price, research.amount, research.reduction_percent) == (
+        Decimal("0.00"),
+        Decimal("0.00"),
+        100,
+    )
+    assert research.waiver and "board decision" in (research.reduction_basis or "")
+    with pytest.raises(InputError, match=r"waivers\.synthetic_dataset"):
+        price_application(
+            form(),
+            tariff,
+            C.INDUSTRY,
+            pass_through=[],
+            today=date(2026, 3, 1),
+            waivers={"synthetic_dataset": "not asked for"},
+        )
+    with pytest.raises(InputError, match="needs its reason"):
+        price_application(
+            form(), tariff, C.INDUSTRY, pass_through=[], today=date(2026, 3, 1), waivers={"research": "  "}
+        )
+    [line] = charge_lines(
+        [receipt("s1", "alpha")], tariff, C.INDUSTRY, waivers={("APP-1", "research"): "consortium pilot"}
+    )
+    assert line.net_amount == 0 and "waived: consortium pilot" in line.description

@@ -25,7 +25,7 @@ import pytest
 from phds.billing.applications import ApplicationForm
 from phds.billing.tariff import default_tariff
 from phds.hub import billing_applications as billing
-from phds.hub import services
+from phds.hub import billing_tariffs, services
 from phds.hub.app import create_app
 from phds.hub.notify import Notifier
 from phds.hub.runner import Requester, StudyRunner
@@ -108,10 +108,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert task is not None
         w.ids["study"] = str(task.study_id)
     with store.unit() as uow:  # the money path: a tariff, uni-a's billing profile and its application
-        billing.add_tariff(uow, default_tariff())
+        billing_tariffs.add_tariff(uow, default_tariff())
         uni_a = uow.organisations.by_name("uni-a")
         assert uni_a is not None
-        billing.set_profile(uow, uni_a, BillingProfile.model_validate(PROFILE))
+        billing_tariffs.set_profile(uow, uni_a, BillingProfile.model_validate(PROFILE))
         w.ids["application"] = billing.file_application(
             uow, uni_a, ApplicationForm.model_validate(APPLICATION)
         ).id

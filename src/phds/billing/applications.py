@@ -11,6 +11,7 @@ charges would pass it, until a revised quote is accepted.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -21,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from phds.billing.money import round_amount
 from phds.billing.service_catalogue import UNECE_UNIT_CODES, BillableService, PriceUnit
-from phds.billing.tariff import Tariff
+from phds.billing.tariff import PricedUnit, Tariff
 from phds.documents import load_model
+from phds.errors import InputError
 from phds.protocol.common import Slug
 from phds.protocol.organisations import RequesterCategory
 
@@ -104,6 +106,7 @@ class QuoteLine:
     unit_price: Decimal
     amount: Decimal
     hospital: str | None = None  # a pass-through line's hospital
+    waiver: str | None = None  # the operator's recorded reason, when the fee is waived
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +120,7 @@ class QuoteLine:
             "unit_price": str(self.unit_price),
             "amount": str(self.amount),
             "hospital": self.hospital,
+            "waiver": self.waiver,
         }
 
 
@@ -142,13 +146,30 @@ def price_application(
     pass_through: list[PassThrough],
     today: date,
     micro_enterprise: bool = False,
+    waivers: Mapping[str, str] | None = None,
 ) -> QuoteDraft:
-    """Price *form* for a requester of *category* under *tariff* (see the module docstring)."""
+    """Price *form* for a requester of *category* under *tariff* (see the module docstring). *waivers*
+    maps a service to the operator's recorded reason for waiving its fee; a waived line costs 0."""
     lines: list[QuoteLine] = []
     studies = 0
+    waived = dict(waivers or {})
+    unknown = sorted(set(waived) - {r.service.value for r in form.services})
+    if unknown:
+        raise InputError(f"the application asks for no {unknown[0]} to waive", field=f"waivers.{unknown[0]}")
+    for service, reason in waived.items():
+        if not reason.strip():
+            raise InputError("a waiver needs its reason", field=f"waivers.{service}")
     for request in form.services:
         price = tariff.price(request.service)
         unit = tariff.unit_price(request.service, category, micro_enterprise=micro_enterprise)
+        if request.service.value in waived:
+            unit = PricedUnit(
+                unit.list_price,
+                Decimal(100),
+                Decimal("0.00"),
+                "waiver",
+                f"waived by the operator: {waived[request.service.value].strip()}",
+            )
         quantity = Decimal(request.quantity)
         label = request.service.value.replace("_", " ")
         if price.unit is PriceUnit.PER_HOSPITAL:
@@ -173,6 +194,7 @@ def price_application(
                 reduction_basis=unit.basis,
                 unit_price=unit.net_price,
                 amount=round_amount(quantity * unit.net_price),
+                waiver=waived.get(request.service.value),
             )
         )
     for cost in pass_through:

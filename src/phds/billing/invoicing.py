@@ -79,11 +79,14 @@ def charge_lines(
     micro_enterprise: bool = False,
     study_titles: Mapping[str, str] | None = None,
     pass_through: Mapping[tuple[str | None, str], Decimal] | None = None,
+    waivers: Mapping[tuple[str | None, str], str] | None = None,
 ) -> list[ChargeLine]:
     """The month's lines for one requester from its metered *receipts* (see the module docstring).
 
-    *pass_through* maps (application id, hospital) to the hospital's cost per study."""
+    *pass_through* maps (application id, hospital) to the hospital's cost per study; *waivers* maps
+    (application id, service) to the reason its accepted quote waived the service's fee."""
     titles = study_titles or {}
+    waived = waivers or {}
     costs = pass_through or {}
     by_study: dict[str, list[MeteredReceipt]] = defaultdict(list)
     for receipt in receipts:
@@ -103,6 +106,10 @@ def charge_lines(
             answered[r.hospital] = max(known or 0, r.persons) if r.persons is not None else known
         title = titles.get(study_id, study_id)
         application = first.application_id
+        reason = waived.get((application, service.value))
+        unit_price = ZERO if reason is not None else unit.net_price
+        if reason is not None:
+            title = f"{title} (fee waived: {reason})"
         ids = tuple(sorted(r.receipt_id for r in mine))
         if price.unit is PriceUnit.PER_QUERY:
             free_queries.append((first.issued_at, study_id, mine))
@@ -115,7 +122,7 @@ def charge_lines(
                 f"{service.value.replace('_', ' ')}: {title}",
                 quantity,
                 UNECE_UNIT_CODES[PriceUnit.PER_STUDY],
-                unit.net_price,
+                unit_price,
                 ids,
                 answered,
             )

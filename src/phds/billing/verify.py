@@ -130,8 +130,17 @@ def verify_invoice(evidence: InvoiceEvidence, node_keys: Mapping[str, str]) -> I
     for ref, cost in evidence.pass_through.items():
         application, _, hospital = ref.partition("/")
         pass_through[(application or None, hospital)] = cost
+    waivers: dict[tuple[str | None, str], str] = {}
+    for ref, reason in evidence.waivers.items():
+        application, _, service = ref.partition("/")
+        waivers[(application or None, service)] = reason
     expected = charge_lines(
-        receipts, tariff, category, micro_enterprise=evidence.micro_enterprise, pass_through=pass_through
+        receipts,
+        tariff,
+        category,
+        micro_enterprise=evidence.micro_enterprise,
+        pass_through=pass_through,
+        waivers=waivers,
     )
     expected_keys = sorted(map(_key, expected), key=repr)
     actual_keys = sorted(map(_key, metered_lines), key=repr)

@@ -15,6 +15,7 @@ import typer
 from phds.billing.applications import load_application
 from phds.billing.tariff import load_tariff
 from phds.cli.billing_common import AsJson, Hub, Token, amount, console, hub_client, print_json, table, when
+from phds.errors import InputError
 from phds.protocol.billing import ApplicationView, BillingProfile, QuoteView
 from phds.sdk.billing import load_profile
 
@@ -268,11 +269,24 @@ def _print_quote(quote: QuoteView) -> None:
 
 @quote_app.command("create")
 def quote_create(
-    application_id: AppId, as_json: AsJson = False, hub: Hub = None, token: Token = None
+    application_id: AppId,
+    waive: Annotated[
+        list[str] | None,
+        typer.Option("--waive", help="SERVICE=REASON: waive that service's fee, recording why (repeatable)."),
+    ] = None,
+    as_json: AsJson = False,
+    hub: Hub = None,
+    token: Token = None,
 ) -> None:
     """Price an application into a new quote revision under the tariff in force (the operator)."""
+    waivers: dict[str, str] = {}
+    for item in waive or []:
+        service, sep, reason = item.partition("=")
+        if not sep or not service.strip() or not reason.strip():
+            raise InputError(f"{item!r} is not SERVICE=REASON", field="--waive")
+        waivers[service.strip()] = reason.strip()
     with hub_client(hub, token) as client:
-        quote = client.billing.quote(application_id)
+        quote = client.billing.quote(application_id, waivers)
     if as_json:
         print_json(quote)
     else:

@@ -2,12 +2,13 @@
 and the check that binds every study to its accepted application and ceiling.
 
 Each function works inside the caller's unit of work; authorisation is the API's (``hub/api/billing.py``).
-Part 2, invoices and statements, is :mod:`phds.hub.billing_invoices`.
+Tariffs and billing profiles are :mod:`phds.hub.billing_tariffs`; invoices :mod:`phds.hub.billing_invoices`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -15,69 +16,23 @@ from decimal import Decimal
 from phds.billing.applications import ApplicationForm, PassThrough, price_application
 from phds.billing.invoicing import MeteredReceipt, charge_lines
 from phds.billing.service_catalogue import BillableService, PriceUnit, service_for
-from phds.billing.tariff import Tariff, TariffBook
+from phds.billing.tariff import Tariff
 from phds.errors import Conflict, InputError, NotFound, PermissionDenied, SignatureInvalid
+from phds.hub.billing_tariffs import profile_of, tariff_in_force
 from phds.hub.store import UnitOfWork
 from phds.hub.store.account_models import (
     ApplicationRow,
-    BillingProfileRow,
     ParticipationRow,
     QuoteRow,
-    TariffVersionRow,
 )
 from phds.hub.store.models import OrganisationRow, utcnow
-from phds.protocol.billing import ApplicationView, BillingProfile, ParticipationStatement, QuoteView
+from phds.protocol.billing import ApplicationView, ParticipationStatement, QuoteView
 from phds.protocol.organisations import RequesterCategory
 from phds.protocol.receipts import ReceiptOutcome
 from phds.protocol.studies import StudySpec, StudyState
 from phds.trust.envelopes import verify_participation
 
 log = logging.getLogger(__name__)
-
-
-# -- tariffs and profiles ---------------------------------------------------------------------------
-
-
-def tariff_book(uow: UnitOfWork) -> TariffBook:
-    return TariffBook([Tariff.model_validate(row.document) for row in uow.accounts.tariffs()])
-
-
-def add_tariff(uow: UnitOfWork, tariff: Tariff) -> TariffVersionRow:
-    """Store a new tariff version; an existing version or effective date is refused (never edited)."""
-    book = tariff_book(uow)
-    try:
-        TariffBook([*book.versions, tariff])
-    except InputError as exc:
-        raise Conflict(exc.message) from None
-    row = TariffVersionRow(
-        version=tariff.version,
-        effective_from=tariff.effective_from,
-        document=tariff.model_dump(mode="json"),
-        created_at=utcnow(),
-    )
-    uow.accounts.add(row)
-    log.info("tariff %s effective from %s added", tariff.version, tariff.effective_from)
-    return row
-
-
-def tariff_in_force(uow: UnitOfWork, on: date) -> Tariff:
-    return tariff_book(uow).in_force(on)
-
-
-def set_profile(uow: UnitOfWork, organisation: OrganisationRow, profile: BillingProfile) -> None:
-    row = uow.accounts.profile(organisation.id)
-    body = profile.model_dump(mode="json")
-    if row is None:
-        uow.accounts.add(
-            BillingProfileRow(organisation_id=organisation.id, profile=body, updated_at=utcnow())
-        )
-    else:
-        row.profile, row.updated_at = body, utcnow()
-
-
-def profile_of(uow: UnitOfWork, organisation: OrganisationRow) -> BillingProfile | None:
-    row = uow.accounts.profile(organisation.id)
-    return BillingProfile.model_validate(row.profile) if row is not None else None
 
 
 # -- applications and quotes ------------------------------------------------------------------------
@@ -112,7 +67,9 @@ def application_for(uow: UnitOfWork, application_id: str, *, lock: bool = False)
     return row
 
 
-def quote_application(uow: UnitOfWork, application_id: str, today: date) -> QuoteRow:
+def quote_application(
+    uow: UnitOfWork, application_id: str, today: date, waivers: Mapping[str, str] | None = None
+) -> QuoteRow:
     """Price the application into a new quote revision (an offered earlier revision is superseded)."""
     app = application_for(uow, application_id, lock=True)
     if app.state in ("declined", "withdrawn"):
@@ -134,6 +91,7 @@ def quote_application(uow: UnitOfWork, application_id: str, today: date) -> Quot
         pass_through=costs,
         today=today,
         micro_enterprise=bool(profile and profile.micro_enterprise),
+        waivers=waivers,
     )
     earlier = uow.accounts.quotes(app.id)
     for quote in earlier:
@@ -265,12 +223,20 @@ class _Pricing:
     category: RequesterCategory
     micro: bool
     costs: dict[tuple[str | None, str], Decimal]
+    waivers: dict[tuple[str | None, str], str]
 
 
-def _pricing(uow: UnitOfWork, app: ApplicationRow, tariff_version: str) -> _Pricing:
+def quote_waivers(quote: QuoteRow) -> dict[tuple[str | None, str], str]:
+    """(application, service) → the reason the quote waived that service's fee."""
+    return {
+        (quote.application_id, line["service"]): line["waiver"] for line in quote.lines if line.get("waiver")
+    }
+
+
+def _pricing(uow: UnitOfWork, app: ApplicationRow, quote: QuoteRow) -> _Pricing:
     organisation = uow.organisations.get(app.organisation_id)
     assert organisation is not None and organisation.category is not None
-    row = uow.accounts.tariff(tariff_version)
+    row = uow.accounts.tariff(quote.tariff_version)
     assert row is not None
     profile = profile_of(uow, organisation)
     micro = bool(profile and profile.micro_enterprise)
@@ -279,6 +245,7 @@ def _pricing(uow: UnitOfWork, app: ApplicationRow, tariff_version: str) -> _Pric
         RequesterCategory(organisation.category),
         micro,
         pass_through_costs(uow, app.id),
+        quote_waivers(quote),
     )
 
 
@@ -297,7 +264,12 @@ def _metered_by_study(uow: UnitOfWork, app: ApplicationRow, pricing: _Pricing) -
         for r in uow.billing.receipts(application_id=app.id)
     ]
     lines = charge_lines(
-        receipts, pricing.tariff, pricing.category, pass_through=pricing.costs, micro_enterprise=pricing.micro
+        receipts,
+        pricing.tariff,
+        pricing.category,
+        pass_through=pricing.costs,
+        micro_enterprise=pricing.micro,
+        waivers=pricing.waivers,
     )
     charged: dict[str | None, Decimal] = {}
     for line in lines:
@@ -310,7 +282,8 @@ def _study_at_most(spec: StudySpec, pricing: _Pricing) -> Decimal:
     service = service_for(spec.service_type)
     unit = pricing.tariff.unit_price(service, pricing.category, micro_enterprise=pricing.micro)
     per_hospital = pricing.tariff.price(service).unit is PriceUnit.PER_HOSPITAL
-    total = unit.net_price * (len(spec.hospitals) if per_hospital else 1)
+    waived = (spec.application_id, service.value) in pricing.waivers
+    total = (Decimal(0) if waived else unit.net_price) * (len(spec.hospitals) if per_hospital else 1)
     if service is not BillableService.FEASIBILITY:
         total += sum(
             (pricing.costs.get((spec.application_id, h), Decimal(0)) for h in spec.hospitals), Decimal(0)
@@ -326,9 +299,7 @@ def charged_so_far(uow: UnitOfWork, app: ApplicationRow) -> Decimal:
     fixed = sum(
         (Decimal(line["amount"]) for line in quote.lines if line["service"] == "application_fee"), Decimal(0)
     )
-    return fixed + sum(
-        _metered_by_study(uow, app, _pricing(uow, app, quote.tariff_version)).values(), Decimal(0)
-    )
+    return fixed + sum(_metered_by_study(uow, app, _pricing(uow, app, quote)).values(), Decimal(0))
 
 
 def committed(uow: UnitOfWork, app: ApplicationRow, pricing: _Pricing, fixed: Decimal) -> Decimal:
@@ -385,7 +356,7 @@ def check_study_billing(
     service = service_for(spec.service_type)
     if service not in {s.service for s in form.services}:
         raise InputError(f"application {app.id} does not cover {service.value} studies", field="service_type")
-    pricing = _pricing(uow, app, quote.tariff_version)
+    pricing = _pricing(uow, app, quote)
     fixed = sum(
         (Decimal(line["amount"]) for line in quote.lines if line["service"] == "application_fee"), Decimal(0)
     )

@@ -22,7 +22,8 @@ from phds.billing.tariff import Tariff
 from phds.billing.vat import vat_treatment
 from phds.billing.verify import participation_ref
 from phds.errors import Conflict, InputError, NotFound
-from phds.hub.billing_applications import pass_through_costs, profile_of, tariff_in_force
+from phds.hub.billing_applications import pass_through_costs, quote_waivers
+from phds.hub.billing_tariffs import profile_of, tariff_in_force
 from phds.hub.store import UnitOfWork
 from phds.hub.store.account_models import InvoiceRow
 from phds.hub.store.models import OrganisationRow, utcnow
@@ -90,25 +91,31 @@ def month_lines(
     micro = bool(profile and profile.micro_enterprise)
     lines: list[ChargeLine] = []
     costs: dict[tuple[str | None, str], Decimal] = {}
+    waivers: dict[tuple[str | None, str], str] = {}
     for app in uow.accounts.applications(organisation.id):
         costs |= pass_through_costs(uow, app.id)
         quote = uow.accounts.accepted_quote(app.id)
+        if quote is not None:
+            waivers |= quote_waivers(quote)
         if quote is None or quote.decided_at is None or quote.decided_at.strftime("%Y-%m") > period:
             continue
         accepted = [p.hospital for p in uow.accounts.participations(app.id) if p.accepted]
         if any(participation_ref(app.id, h) in invoiced for h in accepted):
             continue
-        unit = tariff.unit_price(BillableService.APPLICATION_FEE, category, micro_enterprise=micro)
-        if any(line["service"] == BillableService.APPLICATION_FEE.value for line in quote.lines) and accepted:
+        fee = next(
+            (line for line in quote.lines if line["service"] == BillableService.APPLICATION_FEE.value), None
+        )
+        if fee is not None and accepted:  # the fee as quoted and accepted (reduced or waived there)
             lines.append(
                 ChargeLine(
                     app.id,
                     None,
                     BillableService.APPLICATION_FEE.value,
-                    f"Data-access application {app.id}",
+                    f"Data-access application {app.id}"
+                    + (f" (fee waived: {fee['waiver']})" if fee.get("waiver") else ""),
                     Decimal(1),
                     "C62",
-                    unit.net_price,
+                    Decimal(fee["unit_price"]),
                     tuple(participation_ref(app.id, h) for h in accepted),
                     dict.fromkeys(accepted),
                 )
@@ -131,7 +138,13 @@ def month_lines(
         if r.month <= period and r.receipt_id not in invoiced and r.application_id is not None
     ]
     lines += charge_lines(
-        receipts, tariff, category, micro_enterprise=micro, study_titles=titles, pass_through=costs
+        receipts,
+        tariff,
+        category,
+        micro_enterprise=micro,
+        study_titles=titles,
+        pass_through=costs,
+        waivers=waivers,
     )
     return lines
 

@@ -7,8 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from phds.billing.verify import PARTICIPATION_PREFIX
-from phds.hub.billing_applications import profile_of
+from phds.hub.billing_applications import quote_waivers
 from phds.hub.billing_invoices import invoice_view
+from phds.hub.billing_tariffs import profile_of
 from phds.hub.store import UnitOfWork
 from phds.hub.store.account_models import InvoiceRow
 from phds.protocol.billing import HospitalStatement, InvoiceEvidence, ParticipationStatement, StatementLine
@@ -23,7 +24,11 @@ def evidence(uow: UnitOfWork, row: InvoiceRow) -> InvoiceEvidence:
     assert organisation is not None and organisation.category is not None
     participations: list[ParticipationStatement] = []
     pass_through: dict[str, Decimal] = {}
+    waivers: dict[str, str] = {}
     for app in uow.accounts.applications(organisation.id):
+        quote = uow.accounts.accepted_quote(app.id)
+        if quote is not None:
+            waivers |= {f"{a}/{service}": reason for (a, service), reason in quote_waivers(quote).items()}
         for p in uow.accounts.participations(app.id):
             participations.append(ParticipationStatement.model_validate(p.statement))
             if p.accepted:
@@ -39,6 +44,7 @@ def evidence(uow: UnitOfWork, row: InvoiceRow) -> InvoiceEvidence:
         requester_category=organisation.category,
         micro_enterprise=bool(profile and profile.micro_enterprise),
         pass_through=pass_through,
+        waivers=waivers,
     )
 
 

@@ -129,6 +129,7 @@ class InvoiceEvidence(WireModel):
     pass_through: dict[str, Decimal] = Field(
         default_factory=dict, description="'application/hospital' → cost"
     )
+    waivers: dict[str, str] = Field(default_factory=dict, description="'application/service' → the reason")
 
 
 class StatementLine(WireModel):

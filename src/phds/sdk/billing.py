@@ -311,11 +311,12 @@ class BillingClient:
 
     # -- quoting, invoicing, payments -----------------------------------------------------------------
 
-    def quote(self, application_id: str) -> QuoteView:
+    def quote(self, application_id: str, waivers: Mapping[str, str] | None = None) -> QuoteView:
         """Price the application into a new quote revision under the tariff in force (an offered earlier
-        revision is superseded)."""
+        revision is superseded); *waivers* maps a service to the recorded reason for waiving its fee."""
         path = f"/billing/applications/{_segment(application_id, 'application_id')}/quotes"
-        return QuoteView.model_validate(self._client._request("POST", path))
+        body = {"waivers": dict(waivers)} if waivers else None
+        return QuoteView.model_validate(self._client._request("POST", path, json=body))
 
     def issue(self, period: str, *, close_early: bool = False) -> list[InvoiceView]:
         """Issue every requester's invoice for the finished month *period* (``YYYY-MM``); those issued

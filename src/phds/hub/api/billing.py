@@ -12,7 +12,7 @@ import json
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, Field
 
 from phds.billing.applications import ApplicationForm
@@ -23,6 +23,7 @@ from phds.errors import NotFound
 from phds.hub import billing_applications as apps
 from phds.hub import billing_invoices as invoices
 from phds.hub import billing_statements as statements
+from phds.hub import billing_tariffs as tariffs
 from phds.hub.auth import Admin, AnyUser, Caller, NodeCaller, Principal, RequesterCaller, Store, allow
 from phds.hub.services import get_organisation
 from phds.hub.store.models import utcnow
@@ -46,6 +47,10 @@ Period = Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", description="A month, YY
 class Payment(BaseModel):
     paid_at: datetime | None = None
     reference: str | None = Field(default=None, max_length=200)
+
+
+class QuoteTerms(BaseModel):
+    waivers: dict[str, str] = Field(default_factory=dict, description="service → the reason for waiving it")
 
 
 class Credit(BaseModel):
@@ -75,7 +80,7 @@ def list_tariffs(caller: AnyUser, store: Store) -> list[TariffInfo]:
 def add_tariff(tariff: Tariff, caller: Admin, store: Store) -> TariffInfo:
     """A new tariff version (never an edit: an existing version or effective date answers 409)."""
     with store.unit() as uow:
-        row = apps.add_tariff(uow, tariff)
+        row = tariffs.add_tariff(uow, tariff)
         return TariffInfo(
             version=row.version,
             effective_from=row.effective_from,
@@ -88,7 +93,7 @@ def add_tariff(tariff: Tariff, caller: Admin, store: Store) -> TariffInfo:
 def set_profile(organisation: Slug, profile: BillingProfile, caller: Admin, store: Store) -> BillingProfile:
     """An organisation's invoicing details, as the operator verified them."""
     with store.unit() as uow:
-        apps.set_profile(uow, get_organisation(uow, organisation), profile)
+        tariffs.set_profile(uow, get_organisation(uow, organisation), profile)
         return profile
 
 
@@ -96,7 +101,9 @@ def set_profile(organisation: Slug, profile: BillingProfile, caller: Admin, stor
 def get_profile(organisation: Slug, caller: AnyUser, store: Store) -> BillingProfile:
     with store.unit() as uow:
         org = get_organisation(uow, organisation)
-        profile = apps.profile_of(uow, org) if caller.is_admin or caller.organisation_id == org.id else None
+        profile = (
+            tariffs.profile_of(uow, org) if caller.is_admin or caller.organisation_id == org.id else None
+        )
         if profile is None:
             raise NotFound(f"no billing profile for {organisation!r}")
         return profile
@@ -142,10 +149,14 @@ def get_application(application_id: str, caller: Caller, store: Store) -> Applic
 
 
 @router.post("/applications/{application_id}/quotes", response_model=QuoteView, status_code=201)
-def quote_application(application_id: str, caller: Admin, store: Store) -> QuoteView:
-    """Price the application into a new quote revision under the tariff in force."""
+def quote_application(
+    application_id: str, caller: Admin, store: Store, terms: Annotated[QuoteTerms | None, Body()] = None
+) -> QuoteView:
+    """Price the application into a new quote revision under the tariff in force; *waivers* name the
+    services whose fee the operator waives, each with its recorded reason."""
+    waivers = terms.waivers if terms is not None else {}
     with store.unit() as uow:
-        return apps.quote_view(apps.quote_application(uow, application_id, _today()))
+        return apps.quote_view(apps.quote_application(uow, application_id, _today(), waivers))
 
 
 @router.post("/quotes/{quote_id}/{decision}", response_model=QuoteView)
