@@ -370,6 +370,10 @@ CASES: list[Case] = [
         lambda w: ("/api/v1/billing/invoices/INV-0/credit", {"reason": "matrix"}), "no such invoice",
     ),
     Case(
+        "POST", "/api/v1/billing/payouts", statuses(403, admin=409),
+        lambda w: ("", {"hospital": "h-one", "period": "2026-01"}), "nothing payable",
+    ),
+    Case(
         "GET", "/api/v1/billing/statements/{hospital}",
         statuses(403, admin=200, steward=200, steward_other=404, node=200, node_other=404),
         lambda w: ("/api/v1/billing/statements/h-one?period=2026-01", None), "h-one's",

@@ -205,7 +205,14 @@ def test_the_money_path_from_application_to_verified_invoice_and_statements(netw
     h1 = call(network, "GET", "/billing/statements/h1?period=2026-11", "steward")
     assert (h1["total"], h1["payable"]) == ("620.00", "0.00"), "h1: 150 + 240 + its 230 pass-through"
     assert [len(line["hospital_receipt_ids"]) for line in h1["lines"]] == [1, 1], "only h1's own receipt"
+    payout = {"hospital": "h1", "period": "2026-11"}
+    assert "awaits payment" in call(network, "POST", "/billing/payouts", "admin", payout, 409)["message"]
     call(network, "POST", f"/billing/invoices/{invoice['number']}/payment", "admin", {"reference": "SEPA-1"})
+    paid = call(network, "POST", "/billing/payouts", "admin", payout | {"reference": "SEPA-OUT-1"}, 201)
+    assert (paid["amount"], paid["invoices"]) == ("620.00", [invoice["number"]])
+    call(network, "POST", "/billing/payouts", "admin", payout, 409)  # paid out already
+    after = call(network, "GET", "/billing/statements/h1?period=2026-11", "steward")
+    assert (after["payable"], after["paid_out"]) == ("620.00", "620.00")
     call(network, "POST", f"/billing/invoices/{invoice['number']}/payment", "admin", {}, 409)
     h2 = call(network, "GET", "/billing/statements/h2?period=2026-11", "h2")
     assert (h2["total"], h2["payable"]) == ("210.00", "210.00")

@@ -37,9 +37,10 @@ VERIFY_EXIT = 4  # what SignatureInvalid exits with: something the hub relayed i
 
 
 def register(root: typer.Typer) -> None:
-    """Add the ``invoice`` group and the ``statement`` and ``verify`` commands to ``phds billing``."""
+    """Add the ``invoice`` group and the ``statement``, ``payout`` and ``verify`` commands."""
     root.add_typer(invoice_app, name="invoice", no_args_is_help=True)
     root.command("statement")(statement)
+    root.command("payout")(payout)
     root.command("verify")(verify)
 
 
@@ -238,7 +239,27 @@ def statement(
     columns = ["invoice", "state", "line", "description", "amount", "receipts"]
     table(f"{found.hospital}: {found.period}", columns, rows, empty=f"no earnings for {hospital} in {period}")
     c = found.currency
-    console().print(f"total {amount(found.total, c)} · payable {amount(found.payable, c)}")
+    console().print(
+        f"total {amount(found.total, c)} · payable {amount(found.payable, c)} · paid out "
+        f"{amount(found.paid_out, c)}"
+    )
+
+
+def payout(
+    hospital: Annotated[str, typer.Argument(metavar="HOSPITAL", help="Hospital name.", show_default=False)],
+    period: Period,
+    reference: Annotated[str | None, typer.Option("--reference", help="The transfer's reference.")] = None,
+    as_json: AsJson = False,
+    hub: Hub = None,
+    token: Token = None,
+) -> None:
+    """Pay a hospital its shares of a month's paid invoices not paid out yet (the operator)."""
+    with hub_client(hub, token) as client:
+        paid = client.billing.record_payout(hospital, period, reference)
+    if as_json:
+        print_json(paid)
+    else:
+        console().print(f"paid {hospital} {amount(paid.amount)} for {period} from {', '.join(paid.invoices)}")
 
 
 def _trusted_keys(given: list[str]) -> dict[str, str]:

@@ -7,12 +7,20 @@ from decimal import Decimal
 from typing import Any
 
 from phds.billing.verify import PARTICIPATION_PREFIX
+from phds.errors import Conflict
 from phds.hub.billing_applications import quote_waivers
 from phds.hub.billing_invoices import invoice_view
 from phds.hub.billing_tariffs import profile_of
 from phds.hub.store import UnitOfWork
-from phds.hub.store.account_models import InvoiceRow
-from phds.protocol.billing import HospitalStatement, InvoiceEvidence, ParticipationStatement, StatementLine
+from phds.hub.store.account_models import InvoiceRow, PayoutRow
+from phds.hub.store.models import utcnow
+from phds.protocol.billing import (
+    HospitalStatement,
+    InvoiceEvidence,
+    ParticipationStatement,
+    Payout,
+    StatementLine,
+)
 
 
 def evidence(uow: UnitOfWork, row: InvoiceRow) -> InvoiceEvidence:
@@ -88,6 +96,54 @@ def hospital_statement(uow: UnitOfWork, hospital: str, period: str) -> HospitalS
         )
     total = sum((line.amount for line in lines), Decimal("0.00"))
     payable = sum((line.amount for line in lines if line.invoice_state == "paid"), Decimal("0.00"))
+    payouts = [
+        Payout(
+            hospital=p.hospital,
+            period=p.period,
+            amount=Decimal(p.amount),
+            invoices=p.invoices,
+            reference=p.reference,
+            paid_at=p.paid_at,
+        )
+        for p in uow.accounts.payouts(hospital, period)
+    ]
+    paid_out = sum((p.amount for p in payouts), Decimal("0.00"))
     return HospitalStatement(
-        hospital=hospital, period=period, currency=currency, lines=lines, total=total, payable=payable
+        hospital=hospital,
+        period=period,
+        currency=currency,
+        lines=lines,
+        total=total,
+        payable=payable,
+        paid_out=paid_out,
+        payouts=payouts,
+    )
+
+
+def record_payout(uow: UnitOfWork, hospital: str, period: str, reference: str | None) -> Payout:
+    """Pay *hospital* what is payable for *period* and not paid out yet: only from paid invoices."""
+    statement = hospital_statement(uow, hospital, period)
+    amount = statement.outstanding
+    if amount <= 0:
+        raise Conflict(
+            f"nothing to pay {hospital} for {period}: {statement.payable} payable from paid invoices, "
+            f"{statement.paid_out} paid out already ({statement.total - statement.payable} awaits payment)"
+        )
+    invoices = sorted({line.invoice for line in statement.lines if line.invoice_state == "paid"})
+    row = PayoutRow(
+        hospital=hospital,
+        period=period,
+        amount=amount,
+        invoices=invoices,
+        reference=reference,
+        paid_at=utcnow(),
+    )
+    uow.accounts.add(row)
+    return Payout(
+        hospital=hospital,
+        period=period,
+        amount=amount,
+        invoices=invoices,
+        reference=reference,
+        paid_at=row.paid_at,
     )

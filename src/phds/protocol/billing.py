@@ -147,6 +147,17 @@ class StatementLine(WireModel):
     )
 
 
+class Payout(WireModel):
+    """Money the operator paid a hospital from its shares of one month's paid invoices."""
+
+    hospital: str
+    period: str
+    amount: Decimal
+    invoices: list[str]
+    reference: str | None = None
+    paid_at: datetime
+
+
 class HospitalStatement(WireModel):
     """A hospital's share of one month's invoices; payable only from paid invoices."""
 
@@ -156,3 +167,10 @@ class HospitalStatement(WireModel):
     lines: list[StatementLine]
     total: Decimal
     payable: Decimal = Field(description="The part from invoices already paid")
+    paid_out: Decimal = Field(default=Decimal("0.00"), description="What the operator has paid the hospital")
+    payouts: list[Payout] = Field(default_factory=list)
+
+    @property
+    def outstanding(self) -> Decimal:
+        """Payable and not paid out yet."""
+        return self.payable - self.paid_out

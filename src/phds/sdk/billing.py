@@ -36,6 +36,7 @@ from phds.protocol.billing import (
     HospitalStatement,
     InvoiceEvidence,
     InvoiceView,
+    Payout,
     QuoteView,
     TariffInfo,
 )
@@ -338,6 +339,11 @@ class BillingClient:
         """Cancel an issued, unpaid invoice with a credit note; the credit note."""
         path = f"/billing/invoices/{_segment(number, 'number')}/credit"
         return InvoiceView.model_validate(self._client._request("POST", path, json={"reason": reason}))
+
+    def record_payout(self, hospital: str, period: str, reference: str | None = None) -> Payout:
+        """Pay *hospital* its shares of *period*'s paid invoices not paid out yet (a Conflict when none)."""
+        body = {"hospital": hospital, "period": _period(period), "reference": reference}
+        return Payout.model_validate(self._client._request("POST", "/billing/payouts", json=body))
 
     def statement(self, hospital: str, period: str) -> HospitalStatement:
         """A hospital's earnings of a month: its shares of the month's invoices, payable from paid ones."""

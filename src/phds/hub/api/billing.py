@@ -34,6 +34,7 @@ from phds.protocol.billing import (
     InvoiceEvidence,
     InvoiceView,
     ParticipationStatement,
+    Payout,
     QuoteView,
     TariffInfo,
 )
@@ -261,6 +262,20 @@ def credit_invoice(number: str, credit: Credit, caller: Admin, store: Store) -> 
     """A credit note cancelling an issued, unpaid invoice."""
     with store.unit() as uow:
         return invoices.invoice_view(uow, invoices.credit_invoice(uow, number, credit.reason, _today()))
+
+
+class PayoutRequest(BaseModel):
+    hospital: Slug
+    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    reference: str | None = Field(default=None, max_length=200)
+
+
+@router.post("/payouts", response_model=Payout, status_code=201)
+def record_payout(request: PayoutRequest, caller: Admin, store: Store) -> Payout:
+    """Pay a hospital its shares of a month's paid invoices not paid out yet (409 when nothing is)."""
+    with store.unit() as uow:
+        get_organisation(uow, request.hospital)
+        return statements.record_payout(uow, request.hospital, request.period, request.reference)
 
 
 @router.get("/statements/{hospital}", response_model=HospitalStatement)

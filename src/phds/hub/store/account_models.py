@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    Uuid,
     select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -133,6 +134,20 @@ class InvoiceRow(Base):
     credit_of: Mapped[str | None] = mapped_column(String(32))
 
 
+class PayoutRow(Base):
+    """Money paid to a hospital from its shares of paid invoices of one month."""
+
+    __tablename__ = "payouts"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    hospital: Mapped[str] = mapped_column(String(63))
+    period: Mapped[str] = mapped_column(String(7))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    invoices: Mapped[list[str]] = mapped_column(JSON)  # the paid invoices it pays out from
+    reference: Mapped[str | None] = mapped_column(Text)
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class AccountsRepo:
     """Tariffs, profiles, applications, quotes, participations and invoices."""
 
@@ -192,6 +207,10 @@ class AccountsRepo:
         counter.last += 1
         self.session.flush()
         return f"INV-{year}-{counter.last:06d}"
+
+    def payouts(self, hospital: str, period: str) -> list[PayoutRow]:
+        query = select(PayoutRow).where(PayoutRow.hospital == hospital, PayoutRow.period == period)
+        return list(self.session.scalars(query.order_by(PayoutRow.paid_at)))
 
     def invoice(self, number: str, *, lock: bool = False) -> InvoiceRow | None:
         return self.session.get(InvoiceRow, number, with_for_update=lock)

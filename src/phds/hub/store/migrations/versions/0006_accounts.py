@@ -132,9 +132,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("number", name=op.f("pk_invoices")),
         sa.UniqueConstraint("organisation_id", "period", "series", name="uq_invoices_period"),
     )
+    op.create_table(
+        "payouts",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("hospital", sa.String(63), nullable=False),
+        sa.Column("period", sa.String(7), nullable=False),
+        sa.Column("amount", MONEY, nullable=False),
+        sa.Column("invoices", sa.JSON(), nullable=False),
+        sa.Column("reference", sa.Text(), nullable=True),
+        sa.Column("paid_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payouts")),
+    )
 
 
 def downgrade() -> None:
-    tables = ("invoices", "invoice_counters", "participations", "quotes", "applications", "billing_profiles")
+    tables = (
+        "payouts",
+        "invoices",
+        "invoice_counters",
+        "participations",
+        "quotes",
+        "applications",
+        "billing_profiles",
+    )
     for table in (*tables, "tariff_versions"):
         op.drop_table(table)
