@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from phds.billing.applications import ApplicationForm, PassThrough, price_application
-from phds.billing.invoicing import MeteredReceipt, charge_lines
+from phds.billing.invoicing import charge_lines
 from phds.billing.service_catalogue import BillableService, PriceUnit, service_for
 from phds.billing.tariff import Tariff
 from phds.errors import Conflict, InputError, NotFound, PermissionDenied, SignatureInvalid
@@ -28,7 +28,6 @@ from phds.hub.store.account_models import (
 from phds.hub.store.models import OrganisationRow, utcnow
 from phds.protocol.billing import ApplicationView, ParticipationStatement, QuoteView
 from phds.protocol.organisations import RequesterCategory
-from phds.protocol.receipts import ReceiptOutcome
 from phds.protocol.studies import StudySpec, StudyState
 from phds.trust.envelopes import verify_participation
 
@@ -250,19 +249,7 @@ def _pricing(uow: UnitOfWork, app: ApplicationRow, quote: QuoteRow) -> _Pricing:
 
 
 def _metered_by_study(uow: UnitOfWork, app: ApplicationRow, pricing: _Pricing) -> dict[str | None, Decimal]:
-    receipts = [
-        MeteredReceipt(
-            r.receipt_id,
-            str(r.study_id),
-            r.hospital,
-            r.service_type,
-            ReceiptOutcome(r.outcome),
-            r.issued_at,
-            r.application_id,
-            r.persons,
-        )
-        for r in uow.billing.receipts(application_id=app.id)
-    ]
+    receipts = [r.metered() for r in uow.billing.receipts(application_id=app.id)]
     lines = charge_lines(
         receipts,
         pricing.tariff,

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from phds.billing.documents import DocumentKind, DocumentLine, InvoiceDocument, Party, document_json
-from phds.billing.invoicing import ChargeLine, MeteredReceipt, charge_lines, split_line
+from phds.billing.invoicing import ChargeLine, charge_lines, split_line
 from phds.billing.service_catalogue import BillableService
 from phds.billing.tariff import Tariff
 from phds.billing.vat import vat_treatment
@@ -33,7 +33,6 @@ from phds.protocol.billing import (
     InvoiceView,
 )
 from phds.protocol.organisations import RequesterCategory
-from phds.protocol.receipts import ReceiptOutcome
 
 log = logging.getLogger(__name__)
 
@@ -124,16 +123,7 @@ def month_lines(
         str(s.id): str(s.spec.get("title", s.id)) for s in uow.studies.list(organisation_id=organisation.id)
     }
     receipts = [
-        MeteredReceipt(
-            r.receipt_id,
-            str(r.study_id),
-            r.hospital,
-            r.service_type,
-            ReceiptOutcome(r.outcome),
-            r.issued_at,
-            r.application_id,
-            r.persons,
-        )
+        r.metered()
         for r in uow.billing.receipts(requester_org=organisation.name)
         if r.month <= period and r.receipt_id not in invoiced and r.application_id is not None
     ]

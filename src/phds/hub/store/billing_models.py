@@ -16,7 +16,9 @@ from typing import Any
 from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Uuid, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from phds.billing.invoicing import MeteredReceipt
 from phds.hub.store.models import Base, UTCDateTime, utcnow
+from phds.protocol.receipts import ReceiptOutcome
 
 
 class StudyEventRow(Base):
@@ -62,6 +64,19 @@ class UsageReceiptRow(Base):
     receipt: Mapped[dict[str, Any]] = mapped_column(JSON)  # exactly as the node signed it
     event_id: Mapped[int] = mapped_column(Integer)
     metered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def metered(self) -> MeteredReceipt:
+        """What invoicing needs of this receipt."""
+        return MeteredReceipt(
+            self.receipt_id,
+            str(self.study_id),
+            self.hospital,
+            self.service_type,
+            ReceiptOutcome(self.outcome),
+            self.issued_at,
+            self.application_id,
+            self.persons,
+        )
 
 
 class BillingRepo:
