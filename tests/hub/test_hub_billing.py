@@ -192,6 +192,10 @@ def test_the_money_path_from_application_to_verified_invoice_and_statements(netw
     )
     pinned = {h: k.public_key_b64 for h, k in keys.items()}
     assert verify_invoice(evidence, pinned).ok
+    inflated = evidence.model_copy(
+        update={"pass_through": dict.fromkeys(evidence.pass_through, Decimal("999"))}
+    )
+    assert any("no hospital signed" in p for p in verify_invoice(inflated, pinned).problems)
     tampered = evidence.model_copy(update={"receipts": [r | {"persons": 400} for r in evidence.receipts]})
     assert not verify_invoice(tampered, pinned).ok
     invented = evidence.invoice.lines[0].model_copy(update={"line_id": "9", "receipt_ids": []})

@@ -89,6 +89,7 @@ def verify_invoice(evidence: InvoiceEvidence, node_keys: Mapping[str, str]) -> I
         verified[receipt.receipt_id] = receipt
     check.receipts = len(verified)
     accepted: set[str] = set()
+    signed_costs: dict[tuple[str | None, str], Decimal] = {}  # pass-through as the hospitals signed it
     for statement in evidence.participations:
         key = node_keys.get(statement.hospital)
         try:
@@ -100,6 +101,7 @@ def verify_invoice(evidence: InvoiceEvidence, node_keys: Mapping[str, str]) -> I
             continue
         if statement.accepted:
             accepted.add(participation_ref(statement.application_id, statement.hospital))
+            signed_costs[(statement.application_id, statement.hospital)] = statement.pass_through_per_study
     tariff = Tariff.model_validate(evidence.tariff)
     if tariff.version != invoice.tariff_version:
         check.problems.append(
@@ -126,10 +128,11 @@ def verify_invoice(evidence: InvoiceEvidence, node_keys: Mapping[str, str]) -> I
             check.problems.append(f"line {line.line_id}: net amount is not quantity × unit price")
     wanted = {r for line in metered_lines for r in line.receipt_ids}
     receipts = [metered(r) for r in verified.values() if r.receipt_id in wanted]
-    pass_through: dict[tuple[str | None, str], Decimal] = {}
     for ref, cost in evidence.pass_through.items():
         application, _, hospital = ref.partition("/")
-        pass_through[(application or None, hospital)] = cost
+        if signed_costs.get((application or None, hospital)) != cost:
+            check.problems.append(f"pass-through of {hospital} in {application}: no hospital signed {cost}")
+    pass_through = signed_costs
     waivers: dict[tuple[str | None, str], str] = {}
     for ref, reason in evidence.waivers.items():
         application, _, service = ref.partition("/")
