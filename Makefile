@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-faults check bench clean
+.PHONY: demo test test-slow check bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,11 +16,12 @@ demo: $(STAMP)
 	$(BIN)/phds demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not fault"
+	$(BIN)/python -m pytest -q -m "not slow and not fault"
 
-# Real processes killed and paused mid-study (slow); CI runs this tier after `make test`.
-test-faults: $(STAMP)
-	$(BIN)/python -m pytest -q -m fault
+# The slow tier: real hubs and nodes killed or paused mid-study, secure aggregation over real processes,
+# the demo on real OHDSI samples, benchmark smoke runs. CI runs it after `make test`.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m "slow or fault"
 
 check: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

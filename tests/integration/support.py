@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from phds.demo.network import LocalNetwork, phds_command
 from phds.demo.scenario import default_cohort
 from phds.hub.store import HubStore
-from phds.hub.store.billing_models import UsageReceiptRow
+from phds.hub.store.billing_models import EventCursorRow, StudyEventRow, UsageReceiptRow
 from phds.hub.store.models import Base
 from phds.hub.store.study_models import ResultRow, TaskRow
 
@@ -95,6 +95,21 @@ def metered_receipts(network: LocalNetwork, study_id: str, expected: int) -> lis
     wait_until(lambda: len(read()) >= expected, "the hub to meter the receipts")
     time.sleep(1.0)  # five runner ticks: a second metering of anything would show now
     return read()
+
+
+def metering_settled(network: LocalNetwork) -> None:
+    """Wait until the hub's metering has read every study event (it runs on the runner's tick), so the
+    store's rows stop changing by themselves."""
+
+    def settled() -> bool:
+        with hub_store(network) as store, store.engine.connect() as con:
+            last = con.execute(select(func.max(StudyEventRow.id))).scalar_one_or_none() or 0
+            cursor = con.execute(
+                select(EventCursorRow.last_event_id).where(EventCursorRow.consumer == "metering")
+            ).scalar_one_or_none()
+        return (cursor or 0) >= last
+
+    wait_until(settled, "the hub's metering to read every study event")
 
 
 def hub_row_counts(network: LocalNetwork) -> dict[str, int]:

@@ -18,6 +18,7 @@ COHORT = Path(__file__).resolve().parents[1] / "cohorts" / "data" / "sinusitis_a
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_the_demo_counts_a_given_cohort_on_given_omop_folders(shared_data: Path, tmp_path: Path) -> None:
     synthea = shared_data / "omop" / "synthea27nj"
     gibleed = shared_data / "omop" / "eunomia-gibleed"

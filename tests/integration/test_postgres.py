@@ -23,7 +23,7 @@ from phds.omop.synth import HospitalResult, generate
 from phds.sdk import FeasibilityResult
 
 from .conftest import PATIENTS, hospital, running_network
-from .support import feasibility_spec, hub_row_counts, results_of
+from .support import feasibility_spec, hub_row_counts, metering_settled, results_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -128,6 +128,7 @@ def test_a_feasibility_study_on_a_postgresql_hub_and_cdm(pg_network: LocalNetwor
 
 
 def test_the_postgresql_hub_survives_a_kill(pg_network: LocalNetwork) -> None:
+    metering_settled(pg_network)  # else a receipt metered on the next tick would change the counts
     counts = hub_row_counts(pg_network)
     assert counts["studies"] >= 2
     assert pg_network.stop_hub(signal.SIGKILL) == -signal.SIGKILL

@@ -110,6 +110,7 @@ def test_study_results_prints_the_summary_and_writes_the_plot(
 
 
 @registered
+@pytest.mark.slow
 def test_demo_runs_a_study_file_on_tabular_hospitals(
     shared_data: Path, tmp_path: Path, results: dict[str, StudyResult]
 ) -> None:
