@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from phds.errors import InputError, SignatureInvalid
 from phds.protocol.billing import ParticipationStatement
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ENVELOPE_CONTEXT = "phds.release-envelope.v1"
 AUDIT_HEAD_CONTEXT = "phds.audit-head.v1"
 RECEIPT_CONTEXT = "phds.usage-receipt.v1"
+S = TypeVar("S", UsageReceipt, ParticipationStatement)
 PARTICIPATION_CONTEXT = "phds.participation.v1"
 
 
@@ -130,11 +131,16 @@ def verify_audit_head(head: SignedAuditHead, public_key_b64: str) -> None:
     )
 
 
+def _sign_statement(statement: S, key: KeyPair, context: str) -> S:
+    """*statement* (a model with ``node_key_id``, ``signature`` and ``body()``) signed by the node *key*."""
+    unsigned = statement.model_copy(update={"node_key_id": key.key_id, "signature": ""})
+    signature = key.sign(signed_content(context, unsigned.body()))
+    return unsigned.model_copy(update={"signature": signature})
+
+
 def sign_receipt(receipt: UsageReceipt, key: KeyPair) -> UsageReceipt:
     """*receipt* signed by the node *key* (its ``node_key_id`` is set to the key's)."""
-    unsigned = receipt.model_copy(update={"node_key_id": key.key_id, "signature": ""})
-    signature = key.sign(signed_content(RECEIPT_CONTEXT, unsigned.body()))
-    return unsigned.model_copy(update={"signature": signature})
+    return _sign_statement(receipt, key, RECEIPT_CONTEXT)
 
 
 def verify_receipt(receipt: UsageReceipt, public_key_b64: str) -> None:
@@ -148,9 +154,7 @@ def verify_receipt(receipt: UsageReceipt, public_key_b64: str) -> None:
 
 def sign_participation(statement: ParticipationStatement, key: KeyPair) -> ParticipationStatement:
     """A steward's participation *statement* signed by the node *key*."""
-    unsigned = statement.model_copy(update={"node_key_id": key.key_id, "signature": ""})
-    signature = key.sign(signed_content(PARTICIPATION_CONTEXT, unsigned.body()))
-    return unsigned.model_copy(update={"signature": signature})
+    return _sign_statement(statement, key, PARTICIPATION_CONTEXT)
 
 
 def verify_participation(statement: ParticipationStatement, public_key_b64: str) -> None:
