@@ -19,7 +19,8 @@ from phds.analyses.km import KaplanMeier
 from phds.analyses.summary import Summary
 from phds.analyses.testing import FederationRun, run_federation
 from phds.protocol.studies import StudyView
-from phds.sdk.results import StudyResult, result_for
+from phds.sdk.result_registry import result_for
+from phds.sdk.results import StudyResult
 
 NOW = datetime(2026, 11, 27, 22, 0, tzinfo=UTC)
 SITES = ("site1", "site2", "site3")

@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 
 from phds.errors import InputError
 from phds.sdk.plots import plot_result, save
-from phds.sdk.results import StudyResult, result_for
+from phds.sdk.result_registry import result_for
+from phds.sdk.results import StudyResult
 from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
 from phds.sdk.results_stats import CoxResult, GlmResult, KmResult
 
@@ -206,7 +207,8 @@ def test_feasibility_plot_draws_dp_counts_with_their_intervals(tmp_path: Path) -
     from phds.demo.scenario import default_cohort
     from phds.omop.synth import generate
     from phds.protocol.studies import StudyView
-    from phds.sdk.results import FeasibilityResult, result_for
+    from phds.sdk.result_registry import result_for
+    from phds.sdk.results import FeasibilityResult
 
     made = generate(tmp_path / "cdm", hospitals=2, patients=400, seed=5)
     omop = {h.slug: {"cdm": f"duckdb:///{h.path}"} for h in made}

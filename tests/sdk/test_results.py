@@ -20,7 +20,7 @@ from phds.node.policy import Policy
 from phds.privacy.aggregates import Aggregate, BreakdownAggregate, CountAggregate, Persons, SumAggregate
 from phds.protocol.studies import StudyView
 from phds.sdk import FeasibilityResult, GenericResult, MeanVarianceResult
-from phds.sdk.results import result_for
+from phds.sdk.result_registry import result_for
 
 COHORT = (Path(__file__).parent / "data" / "asthma-salbutamol.yaml").read_text()
 NOW = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)

@@ -45,7 +45,7 @@ def test_result_for_picks_the_typed_result_by_analysis(
 
 def test_an_unknown_analysis_is_still_a_generic_result() -> None:
     view = finished_view("stats.not_yet", {}, {"x": 1}, [])
-    from phds.sdk.results import result_for
+    from phds.sdk.result_registry import result_for
 
     assert type(result_for(view)) is GenericResult
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from datetime import timedelta
 from types import FrameType
 from typing import Annotated, Any, TypeVar
@@ -21,6 +22,7 @@ from rich.console import Console
 
 from phds.errors import Conflict, InputError, NotFound
 from phds.hub import services
+from phds.hub.passwords import set_password
 from phds.hub.settings import HubSettings, load_hub_settings
 from phds.hub.store import HubStore
 from phds.hub.store.models import utcnow
@@ -199,6 +201,31 @@ def user_add(
     if secret is not None:
         console.print("API token (shown once):")
         typer.echo(secret)
+
+
+@user_app.command("password")
+def user_password(
+    email: Annotated[str, typer.Argument(help="Whose password.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input (for scripts).")
+    ] = False,
+    db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None,
+) -> None:
+    """Set (or reset) a person's portal password; it also unlocks a locked account."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    _, store = _open(db)
+    try:
+        with store.unit() as uow:
+            user = uow.users.by_email(email.lower())
+            if user is None:
+                raise NotFound(f"no user with email {email!r}")
+            set_password(user, password, utcnow())
+    finally:
+        store.close()
+    console.print(f"password set for {email.lower()}; they can sign in to the portal at /portal")
 
 
 @token_app.command("issue")

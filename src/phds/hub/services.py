@@ -97,6 +97,7 @@ def issue_token(
     user_id: uuid.UUID | None = None,
     node_id: uuid.UUID | None = None,
     name: str = "",
+    purpose: str = "api",
 ) -> tuple[str, ApiTokenRow]:
     """A new API token for a person or a node: ``(secret token, stored row)``."""
     if (user_id is None) == (node_id is None):
@@ -112,6 +113,7 @@ def issue_token(
             user_id=user_id,
             node_id=node_id,
             expires_at=expires_at,
+            purpose=purpose,
         )
     )
     log.info("API token %s issued to %s %s", token_id, "user" if user_id else "node", user_id or node_id)

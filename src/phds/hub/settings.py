@@ -62,6 +62,15 @@ class HubSettings(BaseSettings):
         le=24 * 30,
         description="Default lifetime of a one-time node enrolment token, in hours.",
     )
+    session_ttl_hours: int = Field(
+        default=12, ge=1, le=24 * 30, description="Lifetime of a portal sign-in (a session token), in hours."
+    )
+    sign_in_max_failures: int = Field(
+        default=10, ge=1, le=100, description="Consecutive failed sign-ins that lock an account."
+    )
+    sign_in_lock_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, description="How long a locked account stays locked."
+    )
     token_touch_seconds: int = Field(
         default=60,
         ge=0,

@@ -47,6 +47,7 @@ def token(row: ApiTokenRow) -> TokenInfo:
     return TokenInfo(
         id=row.id,
         name=row.name,
+        purpose=row.purpose,
         principal_kind=PrincipalKind.USER if row.user_id is not None else PrincipalKind.NODE,
         user_id=row.user_id,
         node_id=row.node_id,

@@ -33,6 +33,7 @@ class TokenInfo(WireModel):
 
     id: str
     name: str
+    purpose: str = Field(default="api", description="'api' for machines, 'session' for a portal sign-in.")
     principal_kind: PrincipalKind
     user_id: uuid.UUID | None
     node_id: uuid.UUID | None

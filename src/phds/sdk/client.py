@@ -23,10 +23,11 @@ import pandas as pd
 from phds import __version__, errors
 from phds.errors import Conflict, InputError, PhdsError
 from phds.protocol.catalogue import CatalogueEntry
-from phds.protocol.errors import ErrorBody
 from phds.protocol.studies import StudySpec, StudyView
 from phds.protocol.trust import OrganisationAttestation, ReleaseEnvelope
-from phds.sdk.results import StudyResult, result_for
+from phds.sdk.http_errors import error_from_response
+from phds.sdk.result_registry import result_for
+from phds.sdk.results import StudyResult
 from phds.sdk.stats_methods import StatsMethods
 from phds.sdk.studyfile import load_study, study_from_mapping
 from phds.sdk.verify import Verification, requester_signer, verify_study
@@ -44,7 +45,6 @@ MAX_WAIT_POLL = 60.0
 """The hub holds a long poll at most this long; longer waits are several polls."""
 
 Progress = Callable[[StudyView], None]
-_FIELD_PREFIX = re.compile(r"^(?:.*?, )?field ([^\s:]+): ")
 
 
 class Client(StatsMethods):
@@ -322,48 +322,6 @@ class Study:
 
     def __repr__(self) -> str:
         return f"<Study {self.id} {self.state}>"
-
-
-def _error_classes() -> dict[str, type[PhdsError]]:
-    found: dict[str, type[PhdsError]] = {"PhdsError": PhdsError}
-    stack: list[type[PhdsError]] = [PhdsError]
-    while stack:
-        for sub in stack.pop().__subclasses__():
-            if sub.__module__ == errors.__name__:
-                found[sub.__name__] = sub
-                stack.append(sub)
-    return found
-
-
-def error_from_response(response: httpx.Response) -> PhdsError:
-    """The :class:`PhdsError` an error response stands for: by the body's ``code``, else by status."""
-    try:
-        body: ErrorBody | None = ErrorBody.model_validate(response.json())
-    except ValueError:
-        body = None
-    if body is None:
-        text = response.text.strip()[:200] or response.reason_phrase
-        message = f"the hub answered {response.status_code}: {text}"
-        code = None
-    else:
-        message, code = body.message, body.code
-    classes = _error_classes()
-    status = response.status_code
-    cls = classes.get(code or "") or next(
-        (c for c in classes.values() if c.http_status == status and c.__bases__ == (PhdsError,)),
-        InputError if 400 <= response.status_code < 500 else PhdsError,
-    )
-    if issubclass(cls, InputError):
-        exc: PhdsError = cls(message)
-        assert isinstance(exc, InputError)
-        details = body.details if body else []
-        match = _FIELD_PREFIX.match(message)
-        exc.field = next((d.field for d in details if d.field), None) or (match.group(1) if match else None)
-    else:
-        exc = cls(message)
-    setattr(exc, "status", response.status_code)  # noqa: B010 - PhdsError declares neither
-    setattr(exc, "details", [d.model_dump() for d in body.details] if body else [])  # noqa: B010
-    return exc
 
 
 def _id(study_id: str) -> str:

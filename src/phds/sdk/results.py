@@ -1,7 +1,7 @@
 """Typed study results: the hub's result JSON as objects and pandas DataFrames.
 
-:func:`result_for` picks the class by the study's analysis name: ``feasibility.count`` →
-:class:`FeasibilityResult`, ``stats.mean_variance`` → :class:`MeanVarianceResult`, anything else →
+:func:`~phds.sdk.result_registry.result_for` picks the class by the study's analysis name:
+``feasibility.count`` → :class:`FeasibilityResult`, ``stats.mean_variance`` → :class:`MeanVarianceResult`, anything else →
 :class:`GenericResult`. Every result keeps the raw JSON (``.raw``), the study it belongs to
 (``.study``) and the runner's attribution (``.attribution``): which hospitals answered, declined,
 refused, failed or timed out. Counts are shown as the gates released them: a suppressed count is
@@ -235,20 +235,6 @@ class GenericResult(StudyResult):
 
         body = {k: v for k, v in self.raw.items() if k not in ATTRIBUTION}
         return f"{self._header()}\n{json.dumps(body, indent=2, sort_keys=True, default=str)}"
-
-
-_TYPED: dict[str, type[StudyResult]] = {
-    FeasibilityResult.analysis: FeasibilityResult,
-    MeanVarianceResult.analysis: MeanVarianceResult,
-}
-
-
-def result_for(study: StudyView) -> StudyResult:
-    """The typed result of a finished study, by its analysis name; :class:`GenericResult` otherwise."""
-    from phds.sdk.results_descriptive import STATS_RESULTS  # late: it imports this module
-
-    name = study.spec.analysis.name
-    return _TYPED.get(name, STATS_RESULTS.get(name, GenericResult))(study)
 
 
 def _maybe_float(value: Any) -> float | None:

@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from phds.protocol.studies import StudyView
-from phds.sdk.results import NETWORK_ROW, StudyResult
-from phds.sdk.results_stats import CoxResult, GlmResult, KmResult, _num, _p_text, _Plottable
+from phds.sdk.results import NETWORK_ROW
+from phds.sdk.results_stats import _num, _p_text, _Plottable
 
 
 def _display(count: Mapping[str, Any] | None) -> str | None:
@@ -215,9 +215,3 @@ class CharacterisationResult(_Plottable):
     def __str__(self) -> str:
         return self.summary()
 
-
-STATS_RESULTS: dict[str, type[StudyResult]] = {
-    cls.analysis: cls
-    for cls in (GlmResult, CoxResult, KmResult, SummaryResult, TableResult, CharacterisationResult)
-}
-"""The statistics' typed results by analysis name (read by :func:`phds.sdk.results.result_for`)."""

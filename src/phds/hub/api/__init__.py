@@ -14,6 +14,7 @@ from phds.hub.api import (
     nodes,
     organisations,
     secagg,
+    sessions,
     studies,
     tasks,
     tokens,
@@ -29,6 +30,7 @@ def api_router() -> APIRouter:
     for module in (
         health,
         me,
+        sessions,
         organisations,
         users,
         tokens,

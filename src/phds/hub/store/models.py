@@ -99,6 +99,11 @@ class UserRow(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    """argon2id encoding (``$argon2id$v=19$...``); None: the person cannot sign in with a password."""
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     organisation: Mapped[OrganisationRow] = relationship(lazy="joined")
 
@@ -155,6 +160,8 @@ class ApiTokenRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     secret_sha256: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(100), default="")
+    purpose: Mapped[str] = mapped_column(String(16), default="api")
+    """``api`` (a machine's bearer token) or ``session`` (a portal sign-in, short-lived)."""
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     node_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("nodes.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
