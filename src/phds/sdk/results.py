@@ -3,10 +3,9 @@
 :func:`~phds.sdk.result_registry.result_for` picks the class by the study's analysis name:
 ``feasibility.count`` → :class:`FeasibilityResult`, ``stats.mean_variance`` →
 :class:`MeanVarianceResult`, anything else → :class:`GenericResult`. Every result keeps the raw JSON
-(``.raw``), the study it belongs to (``.study``) and the runner's attribution (``.attribution``): which hospitals answered, declined,
-refused, failed or timed out. Counts are shown as the gates released them: a suppressed count is
-``"<5"`` and a network total that includes one is an interval.
-"""
+(``.raw``), the study it belongs to (``.study``) and the runner's attribution (``.attribution``): which
+hospitals answered, declined, refused, failed or timed out. Counts are shown as the gates released them:
+a suppressed count is ``"<5"`` and a network total that includes one is an interval."""
 
 from __future__ import annotations
 
