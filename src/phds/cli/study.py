@@ -32,6 +32,9 @@ from phds.errors import ConfigError
 from phds.protocol.studies import StudyView
 from phds.sdk.client import Client
 from phds.sdk.results import FeasibilityResult, MeanVarianceResult, StudyResult
+from phds.sdk.studyfile import load_study
+from phds.sdk.verify import requester_signer
+from phds.trust.specs import sign_spec
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,35 @@ def submit(
         if wait:
             view = _wait(client, study.id)
             _show_view_or_result(client, view)
+
+
+@app.command()
+def sign(
+    file: Annotated[Path, typer.Argument(help="Study file (YAML or JSON).", show_default=False)],
+    key: Annotated[
+        Path | None, typer.Option("--key", envvar="PHDS_REQUESTER_KEY", help="Requester key (PEM).")
+    ] = None,
+    attestation: Annotated[
+        Path | None,
+        typer.Option(
+            "--attestation", envvar="PHDS_ATTESTATION", help="The organisation's attestation (JSON)."
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the signed study here (default: stdout).")
+    ] = None,
+) -> None:
+    """Sign a study file with the requester key, offline; upload the signed JSON in the portal."""
+    signer = requester_signer(key, attestation)
+    if signer is None:
+        raise ConfigError("no requester key: pass --key and --attestation or set PHDS_REQUESTER_KEY")
+    signed = sign_spec(load_study(file).model_dump(mode="json"), *signer)
+    text = signed.model_dump_json(indent=2)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        _console(stderr=True).print(f"signed study written to {output} (hash {signed.spec_hash[:16]})")
 
 
 @app.command()

@@ -33,6 +33,7 @@ from sqlalchemy import select
 from phds.demo.hospital import DemoHospital, node_toml
 from phds.errors import PhdsError
 from phds.hub import services
+from phds.hub.passwords import set_password
 from phds.hub.store import HubStore
 from phds.hub.store.models import NodeRow, OrganisationRow, utcnow
 from phds.protocol.organisations import OrganisationCreate
@@ -66,6 +67,11 @@ class RunningNode:
     config: Path
     process: subprocess.Popen[bytes] | None = None
     steward_token: str = ""
+
+
+DEMO_PASSWORD = "paediatric-demo-2026"
+"""Every person's portal password in a local network (admin@phds.local, researcher@acme.example,
+steward@<hospital>.example). For demonstrations and tests on loopback only."""
 
 
 def free_port() -> int:
@@ -301,9 +307,10 @@ class LocalNetwork:
         try:
             with store.unit() as uow:
                 operator = OrganisationCreate(name="operator", display_name="PHDS operator", kind="operator")
-                self.admin_token, _ = services.bootstrap_admin(
+                self.admin_token, admin = services.bootstrap_admin(
                     uow, operator=operator, email="admin@phds.local", display_name="Admin", expires_at=expires
                 )
+                set_password(admin, DEMO_PASSWORD, utcnow())
                 services.create_organisation(
                     uow,
                     OrganisationCreate(
@@ -323,6 +330,7 @@ class LocalNetwork:
                     ),
                 )
                 self.requester_token, _ = services.issue_token(uow, user_id=requester.id, expires_at=expires)
+                set_password(requester, DEMO_PASSWORD, utcnow())
                 for hospital in self.hospitals:
                     services.create_organisation(
                         uow,
@@ -343,6 +351,7 @@ class LocalNetwork:
                         ),
                     )
                     token, _ = services.issue_token(uow, user_id=steward.id, expires_at=expires)
+                    set_password(steward, DEMO_PASSWORD, utcnow())
                     folder = self.workdir / "nodes" / hospital.name
                     self.nodes[hospital.name] = RunningNode(
                         hospital, folder, folder / "node.toml", steward_token=token

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from phds import __version__
 from phds.hub.api import api_router
@@ -17,6 +18,7 @@ from phds.hub.notify import Notifier
 from phds.hub.runner import StudyRunner
 from phds.hub.settings import HubSettings
 from phds.hub.store import HubStore
+from phds.web.app import create_portal
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ def create_app(settings: HubSettings, store: HubStore | None = None) -> FastAPI:
         finally:
             stop.set()
             await sweeper
+            await portal.state.hub_api.close()
             if owned:
                 hub_store.close()
 
@@ -60,5 +63,12 @@ def create_app(settings: HubSettings, store: HubStore | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(api_router())
+    portal = create_portal(app)
+    app.mount("/portal", portal)
+
+    @app.get("/", include_in_schema=False)
+    def to_portal() -> RedirectResponse:
+        return RedirectResponse("/portal/", status_code=307)
+
     log.info("hub app ready (%s store, environment %s)", hub_store.backend, settings.environment)
     return app

@@ -34,8 +34,9 @@ def check_password_rule(password: str, *, email: str, field: str = "password") -
     if len(password) > MAX_LENGTH:
         raise InputError(f"a password has at most {MAX_LENGTH} characters", field=field)
     if password.strip().lower() == email.strip().lower() or len(set(password)) == 1:
-        raise InputError("the password is too easy to guess (it is the email, or one repeated character)",
-                         field=field)  # fmt: skip
+        raise InputError(
+            "the password is too easy to guess (it is the email, or one repeated character)", field=field
+        )
 
 
 def set_password(user: UserRow, password: str, now: datetime, *, field: str = "password") -> None:

@@ -214,4 +214,3 @@ class CharacterisationResult(_Plottable):
 
     def __str__(self) -> str:
         return self.summary()
-

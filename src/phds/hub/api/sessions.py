@@ -37,18 +37,23 @@ def sign_in(form: SignIn, store: Store, settings: Settings) -> TokenIssued:
         user = uow.users.by_email(form.email)
         try:
             check_password(
-                user, form.password, now,
+                user,
+                form.password,
+                now,
                 max_failures=settings.sign_in_max_failures,
                 lock=timedelta(minutes=settings.sign_in_lock_minutes),
-            )  # fmt: skip
+            )
         except AuthenticationError as exc:
             failure = exc
         else:
             assert user is not None
             secret, row = services.issue_token(
-                uow, user_id=user.id, name="portal sign-in", purpose="session",
+                uow,
+                user_id=user.id,
+                name="portal sign-in",
+                purpose="session",
                 expires_at=now + timedelta(hours=settings.session_ttl_hours),
-            )  # fmt: skip
+            )
             issued = TokenIssued(token=secret, info=wire.token(row))
     if failure is not None:
         log.info("failed sign-in for %s", form.email)
@@ -79,8 +84,13 @@ def change_own_password(change: PasswordChange, caller: AnyUser, store: Store, s
             if not change.current_password:
                 raise InputError("give your current password to change it", field="current_password")
             try:
-                check_password(user, change.current_password, now, max_failures=settings.sign_in_max_failures,
-                               lock=timedelta(minutes=settings.sign_in_lock_minutes))  # fmt: skip
+                check_password(
+                    user,
+                    change.current_password,
+                    now,
+                    max_failures=settings.sign_in_max_failures,
+                    lock=timedelta(minutes=settings.sign_in_lock_minutes),
+                )
             except AuthenticationError as exc:
                 raise InputError("the current password is wrong", field="current_password") from exc
         set_password(user, change.new_password, now, field="new_password")

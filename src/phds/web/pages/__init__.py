@@ -1,0 +1,9 @@
+"""The portal's pages, one module per area; :data:`PAGE_ROUTERS` is what the portal app mounts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from phds.web.pages import account, submit
+
+PAGE_ROUTERS: list[APIRouter] = [account.router, submit.router]
