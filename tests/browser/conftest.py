@@ -104,7 +104,7 @@ def check_accessibility(page: Page, *, exclude: list[str] | None = None) -> None
 
 
 def screenshot(page: Page, name: str, tmp_path: Path) -> Path:
-    """A full-page screenshot: ``docs/img/portal-<name>.png`` if ``PHDS_SCREENSHOTS=1``, else in *tmp_path*."""
+    """A full-page screenshot, in docs/img if ``PHDS_SCREENSHOTS=1``, else in *tmp_path*."""
     folder = DOCS_IMG if os.environ.get("PHDS_SCREENSHOTS") == "1" else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"portal-{name}.png"
