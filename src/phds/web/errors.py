@@ -14,10 +14,12 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from phds.errors import AuthenticationError, Conflict, InputError, NotFound, PermissionDenied, PhdsError
+from phds.web.kit import CsrfRefused
 
 log = logging.getLogger(__name__)
 
 WHAT_TO_DO: dict[type[PhdsError], tuple[str, str]] = {
+    CsrfRefused: ("Form refused", "Reload the page, then send the form again from this site."),
     AuthenticationError: ("Please sign in again", "Your session ended or the credentials were wrong."),
     PermissionDenied: (
         "Not allowed",

@@ -56,6 +56,10 @@ SECURITY_HEADERS = {
 }
 
 
+class CsrfRefused(PermissionDenied):
+    """An unsafe request without the page's CSRF token, or sent from another site."""
+
+
 def make_templates(*extra_dirs: Path) -> Jinja2Templates:
     """A Jinja2 environment (autoescaped) over *extra_dirs* first, then the shared ``templates/``."""
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
@@ -104,14 +108,14 @@ async def check_csrf(request: Request, cookie_value: str | None) -> None:
     if request.method not in UNSAFE_METHODS:
         return
     if request.headers.get("sec-fetch-site") == "cross-site":
-        raise PermissionDenied("refused: this form was sent from another site")
+        raise CsrfRefused("refused: this form was sent from another site")
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and _is_form(request):
         form = await request.form()
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
     if not cookie_value or not sent or not hmac.compare_digest(sent, csrf_token_for(cookie_value)):
-        raise PermissionDenied(
+        raise CsrfRefused(
             "refused: the form's security token is missing or out of date; reload the page and try again"
         )
 
