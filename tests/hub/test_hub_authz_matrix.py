@@ -394,6 +394,12 @@ CASES: list[Case] = [
         statuses(200, steward_other=404, node=403, node_other=403),
         _path("/api/v1/catalogue/{hospital}", hospital="h-one"),
     ),
+    Case("GET", "/api/v1/vocabulary/concepts", ANY_USER,
+         lambda w: ("/api/v1/vocabulary/concepts?q=asthma", None), "search"),
+    Case("GET", "/api/v1/vocabulary/concepts/{concept_id}", ANY_USER,
+         _path("/api/v1/vocabulary/concepts/{concept_id}", concept_id="317009"), "asthma"),
+    Case("GET", "/api/v1/vocabulary/concepts/{concept_id}/descendants", ANY_USER,
+         _path("/api/v1/vocabulary/concepts/{concept_id}/descendants", concept_id="317009"), "asthma's"),
 ]  # fmt: skip
 
 

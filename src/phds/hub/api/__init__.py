@@ -19,6 +19,7 @@ from phds.hub.api import (
     tasks,
     tokens,
     users,
+    vocabulary,
 )
 
 API_PREFIX = "/api/v1"
@@ -42,6 +43,7 @@ def api_router() -> APIRouter:
         secagg,
         network,
         billing,
+        vocabulary,
     ):
         router.include_router(module.router)
     return router

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from phds.web.pages import account, submit
+from phds.web.pages import account, catalogue, feasibility, studies, submit
 
-PAGE_ROUTERS: list[APIRouter] = [account.router, submit.router]
+PAGE_ROUTERS: list[APIRouter] = [
+    account.router,
+    submit.router,
+    catalogue.router,
+    feasibility.router,
+    studies.router,
+]
