@@ -8,7 +8,6 @@ feasibility builder as ``/portal/feasibility?hospitals=a&hospitals=b``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -16,22 +15,14 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic.alias_generators import to_camel
 
-from phds.protocol.catalogue import CatalogueEntry
+from phds.protocol.catalogue import CatalogueEntry, profile_value
 from phds.web.render import page
 from phds.web.session import CurrentViewer
 
 router = APIRouter()
 
 RESULTS_ID = "catalogue-results"
-
-
-def profile_value(profile: Mapping[str, Any], name: str) -> Any:
-    """A profile field by its snake_case name; nodes publish the camelCase HealthDCAT-AP names."""
-    if name in profile:
-        return profile[name]
-    return profile.get(to_camel(name))
 
 
 def _count(value: Any) -> int:
