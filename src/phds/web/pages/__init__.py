@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from phds.web.pages import account, submit
+from phds.web.pages import (
+    account,
+    money,
+    operator,
+    operator_accounts,
+    operator_billing,
+    operator_nodes,
+    operator_people,
+    simulator,
+    submit,
+)
 
 PAGE_ROUTERS: list[APIRouter] = [account.router, submit.router]
+PAGE_ROUTERS += [operator.router, operator_people.router, operator_nodes.router, operator_billing.router]
+PAGE_ROUTERS += [operator_accounts.router, simulator.router, money.router]
