@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from phds.web.pages import account, catalogue, feasibility, studies, submit
+from phds.web.pages import (
+    account,
+    catalogue,
+    feasibility,
+    money,
+    operator,
+    operator_accounts,
+    operator_billing,
+    operator_nodes,
+    operator_people,
+    simulator,
+    studies,
+    submit,
+)
 
-PAGE_ROUTERS: list[APIRouter] = [
-    account.router,
-    submit.router,
-    catalogue.router,
-    feasibility.router,
-    studies.router,
-]
+PAGE_ROUTERS: list[APIRouter] = [account.router, submit.router]
+PAGE_ROUTERS += [catalogue.router, feasibility.router, studies.router]
+PAGE_ROUTERS += [operator.router, operator_people.router, operator_nodes.router, operator_billing.router]
+PAGE_ROUTERS += [operator_accounts.router, simulator.router, money.router]
