@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from phds.web.pages import account, submit
+from phds.web.pages import account, study_forms, study_plots, study_results, submit
 
-PAGE_ROUTERS: list[APIRouter] = [account.router, submit.router]
+# study_forms before any "/studies/{id}" route, so "/studies/new" is the new-study page.
+PAGE_ROUTERS: list[APIRouter] = [
+    account.router,
+    submit.router,
+    study_forms.router,
+    study_results.router,
+    study_plots.router,
+]
