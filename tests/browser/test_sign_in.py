@@ -44,3 +44,12 @@ def test_the_session_cookie_is_secure_httponly_samesite_and_host_only(page: Page
     assert cookie["path"] == "/"
     assert not cookie["domain"].startswith(".")  # host-only, as the __Host- prefix requires
     assert page.evaluate("document.cookie").find("phds_session") == -1  # invisible to scripts
+
+
+def test_a_steward_sees_at_the_hub_only_what_their_node_reported(page: Page, portal: Portal) -> None:
+    sign_in(page, portal, portal.steward("beta"))
+    expect(page.get_by_role("heading", name="Your node, as the hub sees it")).to_be_visible()
+    facts = page.locator("dl.facts")
+    expect(facts).to_contain_text("beta")
+    expect(facts).not_to_contain_text("alpha")
+    check_accessibility(page)

@@ -197,6 +197,16 @@ def _result_of(task_id: str) -> tuple[str, Any]:
 CASES: list[Case] = [
     Case("GET", "/api/v1/health", statuses(200, anonymous=200)),
     Case("GET", "/api/v1/me", statuses(200)),
+    Case("POST", "/api/v1/sessions", statuses(401),
+         lambda w: ("", {"email": "nobody@nowhere.example", "password": "wrong"}), "wrong password"),
+    Case("DELETE", "/api/v1/sessions/current", statuses(409, node=403, node_other=403), label="an API token"),
+    Case("PUT", "/api/v1/me/password", statuses(422, node=403, node_other=403),
+         lambda w: ("", {"new_password": "too short"}), "too short"),
+    Case(
+        "PUT", "/api/v1/users/{user_id}/password", statuses(403, admin=422),
+        lambda w: (f"/api/v1/users/{w.ids['requester_user']}/password", {"new_password": "too short"}),
+        "too short",
+    ),
     Case(
         "POST", "/api/v1/organisations", ADMIN_ONLY_CREATE,
         lambda w: ("/api/v1/organisations",
@@ -386,6 +396,12 @@ CASES: list[Case] = [
         statuses(200, steward_other=404, node=403, node_other=403),
         _path("/api/v1/catalogue/{hospital}", hospital="h-one"),
     ),
+    Case("GET", "/api/v1/vocabulary/concepts", ANY_USER,
+         lambda w: ("/api/v1/vocabulary/concepts?q=asthma", None), "search"),
+    Case("GET", "/api/v1/vocabulary/concepts/{concept_id}", ANY_USER,
+         _path("/api/v1/vocabulary/concepts/{concept_id}", concept_id="317009"), "asthma"),
+    Case("GET", "/api/v1/vocabulary/concepts/{concept_id}/descendants", ANY_USER,
+         _path("/api/v1/vocabulary/concepts/{concept_id}/descendants", concept_id="317009"), "asthma's"),
 ]  # fmt: skip
 
 

@@ -16,6 +16,8 @@ from phds.node.config import load_node_config
 from phds.node.executor import NodeRuntime
 from phds.protocol.tasks import Task
 
+from .console_support import console, console_node, console_portal  # noqa: F401 (fixtures)
+
 NODE_TOML = """
 [node]
 name = "gosh"

@@ -43,6 +43,7 @@ def demo(
 
     With --study FILE, run that study file instead (its hospitals and organisation become the demo's)."""
     from phds.demo import LocalNetwork
+    from phds.demo.network import DEMO_PASSWORD
     from phds.demo.scenario import (
         default_cohort,
         demo_spec,
@@ -84,6 +85,13 @@ def demo(
         vocabulary = next((h.omop_url for h in hospitals if h.omop_url), None) if hospital else None
         hub_env = {"PHDS_HUB_VOCABULARY_URL": vocabulary} if vocabulary else None
         with LocalNetwork(folder, hospitals, hub_env=hub_env) as network:
+            err.print(
+                f"   portal: {network.hub_url}/portal  (sign in as researcher@acme.example or "
+                f"admin@phds.local, password {DEMO_PASSWORD}"
+                + ("" if keep_running else "; phds demo --keep-running keeps it open")
+                + ")",
+                highlight=False,
+            )
             manual = [h.name for h in hospitals if h.approval == "manual"]
             if manual:
                 err.print(
@@ -254,13 +262,20 @@ def _finish(network: object, keep_running: bool) -> None:
 
 def _print_access(network: object) -> None:
     from phds.demo import LocalNetwork
+    from phds.demo.network import DEMO_PASSWORD
 
     assert isinstance(network, LocalNetwork)
     err.print(f"hub:             {network.hub_url}  (OpenAPI at {network.hub_url}/docs)")
+    err.print(f"portal:          {network.hub_url}/portal  (every person's password: {DEMO_PASSWORD})")
+    err.print(
+        "  requester researcher@acme.example, operator admin@phds.local, steward steward@<hospital>.example"
+    )
+    err.print(f"  requester signing files: {network.requester_key_path} and {network.attestation_path}")
     err.print(f"admin token:     {network.admin_token}")
     err.print(f"requester token: {network.requester_token}  (PHDS_HUB_URL={network.hub_url} PHDS_TOKEN=...)")
     for name, node in network.nodes.items():
         err.print(f"steward token of {name}: {node.steward_token}  (node config {node.config})")
+        err.print(f"  steward console of {name}: phds node console --config {node.config}")
 
 
 def register(app: typer.Typer) -> None:

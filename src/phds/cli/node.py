@@ -7,7 +7,6 @@ command works on ``node.db`` alone.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from phds.cli.node_budget import app as budget_app
+from phds.cli.node_console import console as console_command
 from phds.cli.node_earnings import app as earnings_app
 from phds.cli.node_participation import app as participation_app
 from phds.node.approvals import ApprovalStore
-from phds.node.audit import AuditLog, NodeDatabase
+from phds.node.audit import AuditLog
 from phds.node.config import load_node_config
+from phds.node.local import open_local, steward_name
 
 app = typer.Typer(
     help="A hospital's node: enrol, run, and its local governance (audit log, approvals).",
@@ -32,6 +33,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(budget_app, name="budget")
 app.add_typer(participation_app, name="participation")
 app.add_typer(earnings_app, name="earnings")
+app.command("console")(console_command)
 
 CONFIG = typer.Option(
     Path("node.toml"), "--config", "-c", envvar="PHDS_NODE_CONFIG", help="The node's node.toml."
@@ -46,12 +48,8 @@ def register(root: typer.Typer) -> None:
 
 @contextlib.contextmanager
 def _audit(config: Path) -> Iterator[AuditLog]:
-    cfg = load_node_config(config)
-    db = NodeDatabase(cfg.db_path)
-    try:
-        yield AuditLog(db)
-    finally:
-        db.close()
+    with open_local(config) as node:
+        yield node.audit
 
 
 @audit_app.command("verify")
@@ -61,10 +59,9 @@ def audit_verify(config: Path = CONFIG) -> None:
         report = audit.verify()
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
+    typer.echo(report.summary())
     if not report.ok:
-        typer.echo(f"BROKEN at seq {report.first_broken_seq}: {report.problem}")
         raise typer.Exit(code=1)
-    typer.echo(f"ok: {report.entries} entries, head {report.head_hash[:16]}")
 
 
 @audit_app.command("show")
@@ -114,8 +111,9 @@ def approvals(
     typer.echo("phds node approvals --study ID shows a study's full parameters, purpose and hospitals")
 
 
-def _steward(name: str | None) -> str:
-    return name or getpass.getuser()
+BINDING = typer.Option(
+    None, "--binding", help="Refuse unless the study still asks what this hash binds (approvals --study)."
+)
 
 
 @app.command("approve")
@@ -124,10 +122,11 @@ def approve(
     config: Path = CONFIG,
     steward: str | None = typer.Option(None, "--as", help="Steward's name (default: login name)."),
     reason: str = typer.Option("", "--reason", help="Optional note recorded with the approval."),
+    binding: str | None = BINDING,
 ) -> None:
     """Approve a pending study; the decision is audited and later reported to the hub."""
-    with _audit(config) as audit:
-        d = ApprovalStore(audit).approve(study_id, steward=_steward(steward), reason=reason)
+    with open_local(config) as node:
+        d = node.approvals.approve(study_id, steward=steward_name(steward), reason=reason, binding=binding)
     typer.echo(f"approved {d.study_id} as {d.steward} at {d.decided_at}")
 
 
@@ -137,10 +136,11 @@ def reject(
     reason: str = typer.Option(..., "--reason", help="Why; the requester will read it."),
     config: Path = CONFIG,
     steward: str | None = typer.Option(None, "--as", help="Steward's name (default: login name)."),
+    binding: str | None = BINDING,
 ) -> None:
     """Reject a pending study with a reason; the decision is audited and later reported to the hub."""
-    with _audit(config) as audit:
-        d = ApprovalStore(audit).reject(study_id, reason=reason, steward=_steward(steward))
+    with open_local(config) as node:
+        d = node.approvals.reject(study_id, reason=reason, steward=steward_name(steward), binding=binding)
     typer.echo(f"rejected {d.study_id} as {d.steward} at {d.decided_at}: {d.reason}")
 
 

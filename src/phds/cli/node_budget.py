@@ -16,9 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from phds.node.audit import AuditLog, NodeDatabase
-from phds.node.config import load_node_config
+from phds.node.audit import AuditLog
 from phds.node.dp_ledger import NETWORK, DpLedger
+from phds.node.local import open_local
 from phds.node.policy import DpLoss
 
 app = typer.Typer(help="The node's differential-privacy budgets (per dataset and organisation).")
@@ -30,12 +30,8 @@ console = Console()
 
 @contextlib.contextmanager
 def _ledger(config: Path) -> Iterator[tuple[DpLedger, AuditLog]]:
-    cfg = load_node_config(config)
-    db = NodeDatabase(cfg.db_path)
-    try:
-        yield DpLedger(db, cfg.policy.dp), AuditLog(db)
-    finally:
-        db.close()
+    with open_local(config) as node:
+        yield node.ledger, node.audit
 
 
 @app.command("show")

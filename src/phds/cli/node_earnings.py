@@ -10,8 +10,6 @@ hospital's receipts in ``node.db`` and exits 1 listing what it cannot account fo
 from __future__ import annotations
 
 import json
-import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -19,9 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from phds.cli.node_participation import connect
-from phds.errors import InputError
-from phds.node.audit import AuditLog, NodeDatabase
-from phds.node.earnings import check_statement
+from phds.node.earnings import check_against_audit, statement_period
+from phds.node.local import open_local
 
 app = typer.Typer(help="The hospital's monthly earnings statement, and its check against the audit log.")
 CONFIG = typer.Option(
@@ -29,17 +26,6 @@ CONFIG = typer.Option(
 )
 PERIOD = typer.Option(None, "--period", help="The month, YYYY-MM (default: last month).")
 console = Console()
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-
-
-def _period(period: str | None) -> str:
-    if period is None:
-        today = datetime.now(UTC).date()
-        year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-        return f"{year:04d}-{month:02d}"
-    if not _MONTH.match(period):
-        raise InputError(f"{period!r} is not a month such as 2026-11", field="--period")
-    return period
 
 
 @app.callback(invoke_without_command=True)
@@ -52,7 +38,7 @@ def earnings(
     """The hospital's statement of a month: studies, lines, receipts, amounts; total and payable."""
     if ctx.invoked_subcommand is not None:
         return
-    month = _period(period)
+    month = statement_period(period)
     with connect(config) as (cfg, client):
         statement = client.statement(cfg.node.name, month)
     if as_json:
@@ -87,16 +73,11 @@ def verify(
     as_json: bool = typer.Option(False, "--json", help="Print the check as JSON."),
 ) -> None:
     """Reproduce the statement from the node's own receipts; exit 1 listing what does not match."""
-    month = _period(period)
+    month = statement_period(period)
     with connect(config) as (cfg, client):
         statement = client.statement(cfg.node.name, month)
-    db = NodeDatabase(cfg.db_path)
-    try:
-        audit = AuditLog(db)
-        chain = audit.verify()
-        check = check_statement(statement, audit.entries(), chain=chain, hospital=cfg.node.name)
-    finally:
-        db.close()
+    with open_local(cfg) as node:
+        check = check_against_audit(statement, node.audit, cfg.node.name)
     if as_json:
         typer.echo(json.dumps(check.as_json(), ensure_ascii=False, indent=2))
     else:

@@ -27,8 +27,7 @@ from phds.billing.money import parse_amount
 from phds.errors import InputError, PhdsError
 from phds.node.audit import AuditEntry, AuditKind, AuditLog, NodeDatabase
 from phds.node.config import NodeConfig, load_node_config
-from phds.node.credential import read_credential
-from phds.node.hub_client import HubClient
+from phds.node.hub_client import HubClient, connect_hub
 from phds.protocol.billing import ApplicationView, ParticipationStatement
 from phds.trust.envelopes import sign_participation
 from phds.trust.keys import KeyPair
@@ -47,12 +46,8 @@ console = Console()
 def connect(config: Path) -> Iterator[tuple[NodeConfig, HubClient]]:
     """The node's configuration and an authenticated client of its hub (the enrolment credential)."""
     cfg = load_node_config(config)
-    cred = read_credential(cfg.node.credential_file, hospital=cfg.node.name, hub_url=cfg.node.hub_url)
-    client = HubClient(cfg.node.hub_url, cred.credential)
-    try:
+    with connect_hub(cfg) as client:
         yield cfg, client
-    finally:
-        client.close()
 
 
 def pass_through_amount(value: str | int | Decimal | float, field: str = "--pass-through") -> Decimal:

@@ -202,18 +202,29 @@ class ApprovalStore:
         ).fetchall()
         return [PendingApproval(*r) for r in rows]
 
-    def approve(self, study_id: str, *, steward: str, reason: str = "") -> ApprovalDecision:
-        """Approve a pending study and audit it (``approval``), in one transaction."""
-        return self._decide(study_id, "approved", reason, steward)
+    def approve(
+        self, study_id: str, *, steward: str, reason: str = "", binding: str | None = None
+    ) -> ApprovalDecision:
+        """Approve a pending study and audit it (``approval``), in one transaction.
 
-    def reject(self, study_id: str, *, reason: str, steward: str) -> ApprovalDecision:
+        With *binding* (the hash the steward was shown), refuse when the study now asks something else."""
+        return self._decide(study_id, "approved", reason, steward, binding)
+
+    def reject(
+        self, study_id: str, *, reason: str, steward: str, binding: str | None = None
+    ) -> ApprovalDecision:
         """Reject a pending study with a reason and audit it (``rejection``), in one transaction."""
         if not reason.strip():
             raise InputError("a rejection needs a reason the requester can read", field="reason")
-        return self._decide(study_id, "rejected", reason, steward)
+        return self._decide(study_id, "rejected", reason, steward, binding)
 
     def _decide(
-        self, study_id: str, decision: Literal["approved", "rejected"], reason: str, steward: str
+        self,
+        study_id: str,
+        decision: Literal["approved", "rejected"],
+        reason: str,
+        steward: str,
+        binding: str | None,
     ) -> ApprovalDecision:
         if not steward.strip():
             raise InputError("the steward's name is required", field="steward")
@@ -221,6 +232,11 @@ class ApprovalStore:
             request = self.get(study_id)
             if request.status != "pending":
                 raise Conflict(f"study {study_id!r} was already {request.status}")
+            if binding is not None and binding != request.binding:
+                raise Conflict(
+                    f"study {study_id!r} changed what it asks since it was shown (binding "
+                    f"{request.binding[:16]}, not {binding[:16]}); review it again before deciding"
+                )
             now = _now()
             cur = con.execute(
                 "INSERT INTO approval_decisions (study_id, decision, reason, steward, decided_at, binding) "

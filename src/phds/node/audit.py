@@ -171,6 +171,12 @@ class VerifyReport:
     problem: str | None = None
     warnings: list[str] = field(default_factory=list)
 
+    def summary(self) -> str:
+        """One line, as ``phds node audit verify`` prints it: ``ok: …`` or ``BROKEN at seq …``."""
+        if self.ok:
+            return f"ok: {self.entries} entries, head {self.head_hash[:16]}"
+        return f"BROKEN at seq {self.first_broken_seq}: {self.problem}"
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -237,6 +243,23 @@ class AuditLog:
             else self.db.con.execute(sql + " ORDER BY seq")
         ).fetchall()
         return [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows]
+
+    def newest(self, *, kind: str | None = None, limit: int = 50, offset: int = 0) -> list[AuditEntry]:
+        """A page of entries, newest first, optionally of one *kind*."""
+        sql = "SELECT seq, ts, kind, study_id, task_id, payload, prev_hash, hash FROM audit_log"
+        where, args = (" WHERE kind = ?", [kind]) if kind else ("", [])
+        rows = self.db.con.execute(
+            sql + where + " ORDER BY seq DESC LIMIT ? OFFSET ?", (*args, max(0, limit), max(0, offset))
+        ).fetchall()
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows]
+
+    def count(self, *, kind: str | None = None) -> int:
+        """How many entries there are (of one *kind*)."""
+        if kind:
+            row = self.db.con.execute("SELECT count(*) FROM audit_log WHERE kind = ?", (kind,)).fetchone()
+        else:
+            row = self.db.con.execute("SELECT count(*) FROM audit_log").fetchone()
+        return int(row[0])
 
     def verify(self) -> VerifyReport:
         """Walk the chain and compare its end with ``audit.head``; report the first break."""

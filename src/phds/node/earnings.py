@@ -19,17 +19,32 @@ What the node *can* account for is the sum of the lines that pass every check.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from phds.billing.verify import PARTICIPATION_PREFIX, participation_ref
-from phds.node.audit import AuditEntry, AuditKind, VerifyReport
+from phds.errors import InputError
+from phds.node.audit import AuditEntry, AuditKind, AuditLog, VerifyReport
 from phds.protocol.billing import HospitalStatement, StatementLine
 
 ZERO = Decimal("0.00")
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def statement_period(period: str | None, *, field: str = "--period") -> str:
+    """The month of a statement, ``YYYY-MM``: *period* checked, or last month when it is None."""
+    if period is None:
+        today = datetime.now(UTC).date()
+        year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+        return f"{year:04d}-{month:02d}"
+    if not _MONTH.match(period):
+        raise InputError(f"{period!r} is not a month such as 2026-11", field=field)
+    return period
 
 
 @dataclass(frozen=True)
@@ -203,4 +218,16 @@ def check_statement(
     )
 
 
-__all__ = ["EarningsCheck", "accepted_participations", "check_statement", "issued_receipts"]
+def check_against_audit(statement: HospitalStatement, audit: AuditLog, hospital: str) -> EarningsCheck:
+    """:func:`check_statement` against the whole audit log of this node, after verifying its chain."""
+    return check_statement(statement, audit.entries(), chain=audit.verify(), hospital=hospital)
+
+
+__all__ = [
+    "EarningsCheck",
+    "accepted_participations",
+    "check_against_audit",
+    "check_statement",
+    "issued_receipts",
+    "statement_period",
+]

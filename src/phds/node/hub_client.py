@@ -7,8 +7,10 @@ other 4xx answers become the :mod:`phds.errors` class the hub named, with its me
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import TypeAdapter
@@ -22,6 +24,9 @@ from phds.protocol.enrolment import EnrolRequest, EnrolResponse
 from phds.protocol.nodes import NodeInfo, NodeMetadata
 from phds.protocol.tasks import Task, TaskResult
 from phds.protocol.trust import RevocationList, SignedAuditHead
+
+if TYPE_CHECKING:
+    from phds.node.config import NodeConfig
 
 log = logging.getLogger(__name__)
 
@@ -212,4 +217,19 @@ class HubClient:
         self._client.close()
 
 
-__all__ = ["HubClient", "HubUnreachable", "enrol"]
+@contextlib.contextmanager
+def connect_hub(config: NodeConfig, *, timeout: float = 30.0) -> Iterator[HubClient]:
+    """A client of the node's hub, authenticated with its enrolment credential (checked first)."""
+    from phds.node.credential import read_credential
+
+    cred = read_credential(
+        config.node.credential_file, hospital=config.node.name, hub_url=config.node.hub_url
+    )
+    client = HubClient(config.node.hub_url, cred.credential, timeout=timeout)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+__all__ = ["HubClient", "HubUnreachable", "connect_hub", "enrol"]

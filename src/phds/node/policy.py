@@ -257,12 +257,16 @@ class Policy(_Strict):
             cross_classification=self.design.cross_classification,
         )
 
+    def matching_rule(self, request: TaskRequest) -> tuple[int, PolicyRule] | None:
+        """The first rule matching *request* and its number (from 1), or None: the rule that decides."""
+        return next(((i, rule) for i, rule in enumerate(self.rules, start=1) if rule.matches(request)), None)
+
     def decide(self, request: TaskRequest) -> Decision:
         """Decide *request* by the first matching rule; no match refuses. Pure and deterministic."""
-        for index, rule in enumerate(self.rules, start=1):
-            if not rule.matches(request):
-                continue
-            label = f"rule {index}" + (f" ({rule.name})" if rule.name else "")
+        matched = self.matching_rule(request)
+        if matched is not None:
+            index, rule = matched
+            label = rule_label(index, rule)
             what = (
                 f"{request.analysis}@{request.analysis_version} for {request.requester_org} "
                 f"({request.requester_category}, {request.service_type})"
@@ -277,7 +281,6 @@ class Policy(_Strict):
                 decision = Decision(
                     allowed=True, needs_approval=True, reason=f"{label} allows {what} after steward approval"
                 )
-            break
         else:
             decision = Decision(
                 allowed=False,
@@ -290,6 +293,11 @@ class Policy(_Strict):
             )
         log.info("study %s task %s: %s", request.study_id, request.task_id, decision.reason)
         return decision
+
+
+def rule_label(index: int, rule: PolicyRule) -> str:
+    """How decisions name a rule: ``rule 2 (feasibility counts)``."""
+    return f"rule {index}" + (f" ({rule.name})" if rule.name else "")
 
 
 class TaskRequest(_Strict):
@@ -334,4 +342,5 @@ __all__ = [
     "ServiceType",
     "StudyMatch",
     "TaskRequest",
+    "rule_label",
 ]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+
+from pydantic.alias_generators import to_camel
 
 from phds.protocol.common import WireModel
 
@@ -19,3 +22,10 @@ class CatalogueEntry(WireModel):
     node_id: uuid.UUID
     published_at: datetime
     profile: dict[str, Any]
+
+
+def profile_value(profile: Mapping[str, Any], name: str) -> Any:
+    """A profile field by its snake_case name; nodes publish the camelCase HealthDCAT-AP names."""
+    if name in profile:
+        return profile[name]
+    return profile.get(to_camel(name))

@@ -22,7 +22,7 @@ import pandas as pd
 
 from phds import __version__, errors
 from phds.errors import Conflict, InputError, PhdsError
-from phds.protocol.catalogue import CatalogueEntry
+from phds.protocol.catalogue import CatalogueEntry, profile_value
 from phds.protocol.studies import StudySpec, StudyView
 from phds.protocol.trust import OrganisationAttestation, ReleaseEnvelope
 from phds.sdk.http_errors import error_from_response
@@ -213,19 +213,19 @@ class Client(StatsMethods):
         rows = []
         for e in entries:
             p = e.profile
-            temporal = p.get("temporal") or {}
+            temporal = profile_value(p, "temporal") or {}
             rows.append(
                 {
                     "hospital": e.hospital,
                     "display_name": e.display_name,
                     "country": e.country,
-                    "persons": p.get("number_of_unique_individuals"),
-                    "records": p.get("number_of_records"),
-                    "min_typical_age": p.get("min_typical_age"),
-                    "max_typical_age": p.get("max_typical_age"),
-                    "start": temporal.get("start_date"),
-                    "end": temporal.get("end_date"),
-                    "cdm_version": p.get("cdm_version"),
+                    "persons": profile_value(p, "number_of_unique_individuals"),
+                    "records": profile_value(p, "number_of_records"),
+                    "min_typical_age": profile_value(p, "min_typical_age"),
+                    "max_typical_age": profile_value(p, "max_typical_age"),
+                    "start": profile_value(temporal, "start_date"),
+                    "end": profile_value(temporal, "end_date"),
+                    "cdm_version": profile_value(p, "cdm_version"),
                     "published_at": e.published_at,
                 }
             )

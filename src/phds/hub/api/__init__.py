@@ -20,6 +20,7 @@ from phds.hub.api import (
     tasks,
     tokens,
     users,
+    vocabulary,
 )
 
 API_PREFIX = "/api/v1"
@@ -44,6 +45,7 @@ def api_router() -> APIRouter:
         secagg,
         network,
         billing,
+        vocabulary,
     ):
         router.include_router(module.router)
     return router

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter
 
-from phds.errors import AuthenticationError, InputError, NotFound
+from phds.errors import AuthenticationError, Conflict, InputError, NotFound
 from phds.hub import services, wire
 from phds.hub.auth import Admin, AnyUser, Settings, Store
 from phds.hub.passwords import check_password, set_password
@@ -65,8 +65,12 @@ def sign_in(form: SignIn, store: Store, settings: Settings) -> TokenIssued:
 
 @router.delete("/sessions/current", response_model=TokenInfo)
 def sign_out(caller: AnyUser, store: Store) -> TokenInfo:
-    """Revoke the token this request was made with (sign out)."""
+    """Revoke the session token this request was made with (sign out). An API token is refused
+    (409), so a script cannot end its own credential by mistake; revoke those with DELETE /tokens/{id}."""
     with store.unit() as uow:
+        current = uow.tokens.get(caller.token_id)
+        if current is None or current.purpose != "session":
+            raise Conflict("this is an API token, not a sign-in session; revoke it with DELETE /tokens/{id}")
         services.revoke_token(uow, caller.token_id, utcnow())
         row = uow.tokens.get(caller.token_id)
         assert row is not None

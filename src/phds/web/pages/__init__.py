@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from phds.web.pages import account, study_forms, study_plots, study_results, submit
+from phds.web.pages import (
+    account,
+    catalogue,
+    feasibility,
+    money,
+    operator,
+    operator_accounts,
+    operator_billing,
+    operator_nodes,
+    operator_people,
+    simulator,
+    studies,
+    study_forms,
+    study_plots,
+    study_results,
+    submit,
+)
 
-# study_forms before any "/studies/{id}" route, so "/studies/new" is the new-study page.
-PAGE_ROUTERS: list[APIRouter] = [
-    account.router,
-    submit.router,
-    study_forms.router,
-    study_results.router,
-    study_plots.router,
-]
+PAGE_ROUTERS: list[APIRouter] = [account.router, submit.router]
+PAGE_ROUTERS += [catalogue.router, feasibility.router, study_forms.router, studies.router]
+PAGE_ROUTERS += [study_results.router, study_plots.router]
+PAGE_ROUTERS += [operator.router, operator_people.router, operator_nodes.router, operator_billing.router]
+PAGE_ROUTERS += [operator_accounts.router, simulator.router, money.router]

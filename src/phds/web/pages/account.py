@@ -76,9 +76,15 @@ async def sign_out(viewer: CurrentViewer) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request, viewer: CurrentViewer) -> Response:
-    """The start page of each role: what needs attention."""
+    """The start page of each role: recent studies; for a steward, their node as it reported itself."""
     studies = await viewer.api.get("/studies")
-    return page(request, "home.html", viewer, studies=studies[:10])
+    node, heads = None, []
+    if viewer.role == "steward":
+        nodes = await viewer.api.get("/nodes")
+        node = nodes[0] if nodes else None
+        if node is not None:
+            heads = (await viewer.api.get(f"/nodes/{node['hospital']}/audit-heads"))[-3:]
+    return page(request, "home.html", viewer, studies=studies[:10], node=node, heads=heads)
 
 
 @router.get("/account", response_class=HTMLResponse)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -115,9 +116,16 @@ async def signing_request(request: Request, viewer: CurrentViewer) -> JSONRespon
         signed_at=datetime.now(UTC).replace(microsecond=0),
     )
     to_sign = signed_content(SPEC_CONTEXT, unsigned.signed_body())
+    # The browser must not re-serialise the study: JavaScript numbers lose a float's ".0" (3600.0 becomes
+    # 3600), which changes the canonical JSON and so the hash and the signature. It puts the signature
+    # in place of a random placeholder in this exact text instead.
+    placeholder = f"phds-signature-{secrets.token_hex(16)}"
+    signed_text = json.dumps(unsigned.model_copy(update={"signature": placeholder}).model_dump(mode="json"))
     return JSONResponse(
         {
             "signed": unsigned.model_dump(mode="json"),
+            "signed_text": signed_text,
+            "placeholder": placeholder,
             "to_sign": base64.b64encode(to_sign).decode(),
             "requester_key": attestation.requester_key,
         }

@@ -61,8 +61,9 @@ async function signStudy(event) {
       return;
     }
     const signature = await crypto.subtle.sign({ name: "Ed25519" }, key, fromBase64(request.to_sign));
-    request.signed.signature = base64url(signature);
-    document.getElementById("signed-json").value = JSON.stringify(request.signed);
+    // The hub's exact text with the signature in place: re-serialising the parsed study would turn
+    // 3600.0 into 3600 and break its hash (JavaScript has one number type).
+    document.getElementById("signed-json").value = request.signed_text.replace(request.placeholder, base64url(signature));
     say("Signed. Submitting…");
     form.submit();
   } catch (e) {
