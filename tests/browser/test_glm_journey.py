@@ -74,9 +74,11 @@ def test_a_requester_fits_a_glm_from_the_generated_form_and_reads_its_summary(
     assert match is not None
     study_id = match.group(1)
 
-    page.goto(f"{portal.url}/studies/{study_id}/analysis")
-    coefficients = page.locator("table#coefficients")
-    expect(coefficients).to_be_visible(timeout=180_000)  # the page reloads itself when the study ends
+    coefficients = page.locator("table#coefficients")  # the study page reloads itself when the study ends
+    expect(coefficients).to_be_visible(timeout=180_000)
+    check_accessibility(page)  # the partial inside the study page
+
+    page.goto(f"{portal.url}/studies/{study_id}/analysis")  # the result on a page of its own
     for term in ("Intercept", "age_years", "male"):
         expect(coefficients.get_by_role("rowheader", name=term, exact=True)).to_be_visible()
     expect(page.get_by_text(f"glm(formula = {FORMULA}, family = binomial")).to_be_visible()
@@ -162,8 +164,8 @@ def test_the_result_page_follows_a_running_study_and_shows_the_result_when_it_en
     with portal.network.client() as client:
         study_id = client.submit(spec).id
     sign_in(page, portal, portal.requester, next_path=f"/portal/studies/{study_id}/analysis")
-    progress = page.locator("#progress")
-    expect(progress).to_contain_text("gamma awaiting approval", timeout=60_000)
+    gamma = page.locator("#hospital-progress").get_by_role("row", name=re.compile("^gamma"))
+    expect(gamma).to_contain_text("awaiting approval", timeout=60_000)
     check_accessibility(page)
     approve(portal.network, "gamma", study_id)
     expect(page.locator("table#quantiles")).to_be_visible(timeout=120_000)

@@ -44,4 +44,3 @@ def test_one_analysis_and_an_unknown_one(client: HubClient, requester: str) -> N
     assert glm["name"] == "stats.glm" and "formula" in glm["params_schema"]["required"]
     missing = client.get("/api/v1/analyses/stats.nothing", token=requester)
     assert missing.status_code == 404 and "GET /api/v1/analyses" in missing.json()["message"]
-

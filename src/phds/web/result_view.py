@@ -22,6 +22,17 @@ from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, 
 from phds.sdk.results_stats import CoxResult, GlmResult, KmResult, _p_text, _stars
 
 RATIO_LABELS = {"binomial": "Odds ratio", "poisson": "Rate ratio"}
+TABLE_NAMES = {
+    "stats.glm": "the coefficients",
+    "survival.cox": "the hazard ratios",
+    "survival.km": "the life tables",
+    "stats.summary": "the per-hospital summary",
+    "stats.table": "the table",
+    "stats.characterisation": "Table 1",
+    "stats.mean_variance": "the per-hospital counts",
+    "feasibility.count": "the counts",
+}
+"""What each analysis's CSV download holds (``table.csv``)."""
 SIGNIF_LEGEND = "Significance: *** p < 0.001, ** p < 0.01, * p < 0.05, . p < 0.1"
 
 
@@ -118,5 +129,6 @@ def install(env: Environment) -> None:
         has_plot=has_plot,
         withheld=withheld,
         ratio_labels=RATIO_LABELS,
+        table_names=TABLE_NAMES,
         signif_legend=SIGNIF_LEGEND,
     )

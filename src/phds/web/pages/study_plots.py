@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+import uuid
 from typing import Literal
 
 from fastapi import APIRouter
@@ -20,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 
 from phds.errors import NotFound
 from phds.sdk.results import StudyResult
-from phds.web.pages.study_results import fetch_study, finished_result
+from phds.web.pages.studies import study_view
+from phds.web.pages.study_results import finished_result
 from phds.web.result_view import has_plot
 from phds.web.session import CurrentViewer
 
@@ -61,8 +63,8 @@ def download_name(result: StudyResult, suffix: str) -> str:
     return f"{stem}.{suffix}"
 
 
-async def _plot(viewer: CurrentViewer, study_id: str, fmt: Literal["png", "svg"]) -> Response:
-    result = finished_result(await fetch_study(viewer, study_id))
+async def _plot(viewer: CurrentViewer, study_id: uuid.UUID, fmt: Literal["png", "svg"]) -> Response:
+    result = finished_result(await study_view(viewer, study_id))
     if not has_plot(result):
         raise NotFound(f"there is no plot of a {result.study.spec.analysis.name} result like this one")
     body = await run_in_threadpool(draw, result, fmt)
@@ -70,22 +72,22 @@ async def _plot(viewer: CurrentViewer, study_id: str, fmt: Literal["png", "svg"]
     return Response(body, media_type=MEDIA_TYPES[fmt], headers={"Content-Disposition": disposition})
 
 
-@router.get("/studies/{study_id}/plot.png")
-async def plot_png(viewer: CurrentViewer, study_id: str) -> Response:
+@router.get("/studies/{study_id:uuid}/plot.png")
+async def plot_png(viewer: CurrentViewer, study_id: uuid.UUID) -> Response:
     """The result's plot as PNG."""
     return await _plot(viewer, study_id, "png")
 
 
-@router.get("/studies/{study_id}/plot.svg")
-async def plot_svg(viewer: CurrentViewer, study_id: str) -> Response:
+@router.get("/studies/{study_id:uuid}/plot.svg")
+async def plot_svg(viewer: CurrentViewer, study_id: uuid.UUID) -> Response:
     """The result's plot as SVG (text stays text: searchable, scalable)."""
     return await _plot(viewer, study_id, "svg")
 
 
-@router.get("/studies/{study_id}/table.csv")
-async def table_csv(viewer: CurrentViewer, study_id: str) -> Response:
+@router.get("/studies/{study_id:uuid}/table.csv")
+async def table_csv(viewer: CurrentViewer, study_id: uuid.UUID) -> Response:
     """The result's table as a CSV download."""
-    result = finished_result(await fetch_study(viewer, study_id))
+    result = finished_result(await study_view(viewer, study_id))
     text = result_csv(result)
     disposition = f'attachment; filename="{download_name(result, "csv")}"'
     return Response(text, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": disposition})
