@@ -388,6 +388,8 @@ CASES: list[Case] = [
         statuses(403, admin=200, steward=200, steward_other=404, node=200, node_other=404),
         lambda w: ("/api/v1/billing/statements/h-one?period=2026-01", None), "h-one's",
     ),
+    Case("GET", "/api/v1/analyses", ANY_USER),
+    Case("GET", "/api/v1/analyses/{name}", ANY_USER, _path("/api/v1/analyses/{name}", name="stats.glm")),
     Case("GET", "/api/v1/catalogue", ANY_USER),
     Case(
         "GET", "/api/v1/catalogue/{hospital}",

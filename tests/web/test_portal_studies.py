@@ -13,6 +13,9 @@ import pytest
 
 from phds.demo.scenario import default_cohort
 from phds.hub.testing import mean_variance_payload, released_count, study_spec
+from phds.protocol.studies import StudyView
+from phds.sdk.result_registry import result_for
+from phds.web.render import templates
 
 from .conftest import World
 
@@ -140,7 +143,7 @@ def test_a_steward_follows_the_study_but_its_result_belongs_to_the_requester(
     assert steward.get(f"/portal/studies/{finished}/result.csv").status_code == 409
 
 
-def test_an_analysis_without_a_partial_renders_through_the_generic_one(world: World) -> None:
+def test_a_mean_variance_result_renders_through_its_partial_and_the_generic_one(world: World) -> None:
     params = {"dataset": "visits", "variable": "age"}
     spec = study_spec("acme-pharma", ["north", "south"], "stats.mean_variance", params)
     study_id = world.api("POST", "/studies", "researcher@acme.example", json=spec)["id"]
@@ -152,6 +155,11 @@ def test_an_analysis_without_a_partial_renders_through_the_generic_one(world: Wo
         world.answer(hospital, study_id, mean_variance_payload(2, xs, mean)["values"])
     browser = world.browser()
     page = browser.get(f"/portal/studies/{study_id}").text
+    assert "<dt>Mean</dt><dd>" + f"{mean:.6g}</dd>" in page  # results/stats.mean_variance.html
+    assert re.search(r'<th scope="row">north</th><td class="num">5</td><td class="num">0</td>', page)
+    view = StudyView.model_validate(world.api("GET", f"/studies/{study_id}", "researcher@acme.example"))
+    generic = templates.env.get_template("results/generic.html")
+    page = generic.render(study=view, result=result_for(view), viewer=None)  # any analysis without one
     assert 'id="generic-result"' in page and f"<dt>mean</dt><dd>{mean:.6g}</dd>" in page
     assert re.search(r'<dt>n_by_hospital</dt><dd><dl class="json json-1"><dt>north</dt><dd>5</dd>', page)
     assert '<dt>missing_by_hospital</dt><dd><dl class="json json-1"><dt>north</dt><dd>0</dd>' in page

@@ -23,6 +23,7 @@ from phds.analyses.context import LocalContext
 from phds.errors import InputError
 from phds.privacy.aggregates import Aggregate
 from phds.protocol.releases import ReleasePayload
+from phds.protocol.studies import ServiceType
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -117,6 +118,8 @@ class Analysis(abc.ABC, Generic[P]):
     title: ClassVar[str]
     data_kind: ClassVar[Literal["omop", "tabular", "none"]]
     params_model: type[P]
+    service_types: ClassVar[tuple[ServiceType, ...]] = ()
+    """The service types a study of this analysis is usually bought as (a hint for forms); empty: any."""
     dp_support: ClassVar[bool] = False
     """True when the local step can run under differential privacy (fixed grids, clipping bounds)."""
     dp_secure_support: ClassVar[bool] = False

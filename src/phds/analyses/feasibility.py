@@ -40,6 +40,7 @@ from phds.errors import InputError
 from phds.privacy.aggregates import Aggregate, BreakdownAggregate, CountAggregate, Persons
 from phds.privacy.disclosure import Z_975, network_total
 from phds.protocol.releases import NetworkTotal, ReleasedCount
+from phds.protocol.studies import ServiceType
 
 Breakdown = Literal["sex", "age_group", "year"]
 FIXED_GRIDS: dict[str, tuple[str, ...]] = {"sex": SEX_LEVELS, "age_group": AGE_GROUP_LEVELS}
@@ -83,6 +84,10 @@ class FeasibilityCount(Analysis[FeasibilityParams]):
     title: ClassVar[str] = "Feasibility count"
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "omop"
     params_model = FeasibilityParams
+    service_types: ClassVar[tuple[ServiceType, ...]] = (
+        ServiceType.FEASIBILITY,
+        ServiceType.CLINICAL_TRIAL_SUPPORT,
+    )
     dp_support: ClassVar[bool] = True
     secure_aggregation_support: ClassVar[bool] = True
     dp_secure_support: ClassVar[bool] = True

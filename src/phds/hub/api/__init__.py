@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from phds.hub.api import (
+    analyses,
     billing,
     catalogue,
     enrolment,
@@ -39,6 +40,7 @@ def api_router() -> APIRouter:
         tasks,
         nodes,
         catalogue,
+        analyses,
         studies,
         secagg,
         network,
