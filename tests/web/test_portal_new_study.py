@@ -147,3 +147,8 @@ def test_the_result_page_its_csv_and_its_plot(world: World) -> None:
     rival = world.browser("someone@rival.example")
     for path in ("/analysis", "/table.csv", "/plot.png", "/plot.svg"):
         assert rival.get(f"/portal/studies/{study_id}{path}").status_code == 404, path
+
+
+def test_an_analysis_name_is_never_a_path_at_the_hub(world: World) -> None:
+    answer = world.browser().get("/portal/studies/new?analysis=../studies")
+    assert answer.status_code == 422 and "is not an analysis name" in answer.text

@@ -10,6 +10,7 @@ message next to the field it names. A study file can be uploaded or pasted on th
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -38,6 +39,7 @@ from phds.web.session import CurrentViewer, Viewer
 router = APIRouter()
 
 PARAMS_PREFIX = "analysis.params"
+ANALYSIS_NAME = re.compile(r"[a-z][a-z0-9_.]{0,99}")  # AnalysisSpec.name's pattern
 FORM_ACTION = "form_action"
 #: Study fields the page sets itself (the organisation is the signed-in person's; the analysis is chosen).
 STUDY_FIELDS_SET_BY_PAGE = ("organisation", "analysis")
@@ -101,6 +103,13 @@ def initial_values(
     return values
 
 
+async def analysis_info(viewer: Viewer, name: str) -> AnalysisInfo:
+    """The hub's description of analysis *name* (checked to be a registry name, never a path)."""
+    if not ANALYSIS_NAME.fullmatch(name):
+        raise InputError(f"{name!r} is not an analysis name", field="analysis.name")
+    return AnalysisInfo.model_validate(await viewer.api.get(f"/analyses/{name}"))
+
+
 async def _catalogue(viewer: Viewer) -> list[CatalogueEntry]:
     return [CatalogueEntry.model_validate(e) for e in await viewer.api.get("/catalogue")]
 
@@ -142,8 +151,7 @@ async def new_study(request: Request, viewer: CurrentViewer, analysis: str = "")
     """The analysis picker and the study-file upload; with ``?analysis=NAME`` that analysis's form."""
     viewer.require("requester")
     if analysis:
-        info = AnalysisInfo.model_validate(await viewer.api.get(f"/analyses/{analysis}"))
-        return await _form_page(request, viewer, info, {})
+        return await _form_page(request, viewer, await analysis_info(viewer, analysis), {})
     analyses = [AnalysisInfo.model_validate(a) for a in await viewer.api.get("/analyses")]
     return page(request, "newstudy.html", viewer, analyses=sorted(analyses, key=_picker_order))
 
@@ -172,7 +180,7 @@ async def submit_form(request: Request, viewer: CurrentViewer) -> Response:
     values.pop("csrf_token", None)
     if not name:
         raise InputError("choose an analysis first", field="analysis.name")
-    info = AnalysisInfo.model_validate(await viewer.api.get(f"/analyses/{name}"))
+    info = await analysis_info(viewer, name)
     action = (values.pop(FORM_ACTION, None) or [""])[0]
     if action and action != "review":
         return await _form_page(request, viewer, info, apply_action(action, values))
