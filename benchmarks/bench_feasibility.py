@@ -2,7 +2,7 @@
 
 The cohort is the demo's (children 2-11 with asthma and salbutamol, ``phds.demo.asthma_salbutamol.yaml``),
 breakdowns none by default (``PHDS_BENCH_FEAS_BREAKDOWNS=sex`` for one by sex). Each node serves one
-synthetic hospital (``phds synth``, seed fixed; hospitals 6-10 repeat the five profiles with ``-2``
+synthetic hospital (``phds simulate``, seed fixed; hospitals 6-10 repeat the five profiles with ``-2``
 slugs) from its own DuckDB file; the pooled baseline is one DuckDB file holding every table of the N
 hospitals (UNION ALL, every person/event/site id offset by hospital), counted in process with the same
 code the nodes run (:func:`phds.cohorts.count_cohort`). The federated network total must equal the
@@ -51,8 +51,8 @@ from phds.cohorts import CohortBuilder, count_cohort, parse_cohort
 from phds.cohorts.count import Breakdown
 from phds.demo.network import DemoHospital, LocalNetwork
 from phds.demo.scenario import default_cohort
+from phds.omop.simulator import generate
 from phds.omop.store import open_store
-from phds.omop.synth import generate
 from phds.sdk import Client
 from phds.sdk.results import FeasibilityResult
 

@@ -7,7 +7,7 @@ the target is PHDS within 1.5× of the baseline's time.
 
 The CSV folder, in order of preference:
 1. ``PHDS_BENCH_LOAD_SOURCE``: any OHDSI-style CSV folder;
-2. a synthetic hospital from ``phds synth --hospitals 1 --patients $PHDS_BENCH_LOAD_PATIENTS``;
+2. a synthetic hospital from ``phds simulate --hospitals 1 --patients $PHDS_BENCH_LOAD_PATIENTS``;
 3. the real eunomia-gibleed export with every data row repeated ``PHDS_BENCH_LOAD_SCALE`` times
    (written to a temporary folder, never into the repository).
 
@@ -41,7 +41,7 @@ EUNOMIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "omop" / "eu
 
 
 def synth_folder(out: Path) -> Path | None:
-    """A synthetic hospital export from ``phds synth``, or None when the generator is not available."""
+    """A synthetic hospital export from ``phds simulate``, or None when the generator is not available."""
     cmd = [sys.executable, "-m", "phds.cli.main", "synth", "--hospitals", "1", "--patients", str(PATIENTS)]
     cmd += ["--seed", "1", "--out", str(out), "--format", "csv"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -75,10 +75,10 @@ def pick_source(tmp: Path) -> tuple[Path, str]:
         return Path(env), f"PHDS_BENCH_LOAD_SOURCE={env}"
     synth = synth_folder(tmp / "synth")
     if synth is not None:
-        return synth, f"phds synth --hospitals 1 --patients {PATIENTS} --seed 1"
+        return synth, f"phds simulate --hospitals 1 --patients {PATIENTS} --seed 1"
     return scaled_eunomia(
         tmp / "eunomia", SCALE
-    ), f"eunomia-gibleed rows repeated x{SCALE} (phds synth absent)"
+    ), f"eunomia-gibleed rows repeated x{SCALE} (phds simulate absent)"
 
 
 def phds_load(source: Path, db: Path) -> int:

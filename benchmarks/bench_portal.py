@@ -22,7 +22,7 @@ import httpx
 from benchmarks.common import write_result
 from phds.demo.network import DEMO_PASSWORD, DemoHospital, LocalNetwork
 from phds.demo.scenario import default_cohort, demo_spec, submit_and_wait
-from phds.omop.synth import generate
+from phds.omop.simulator import generate
 
 REPEATS = int(os.environ.get("PHDS_BENCH_PORTAL_REPEATS", "20"))
 TARGET_MS = 200.0

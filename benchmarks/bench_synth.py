@@ -33,7 +33,7 @@ def _run(patients: int, fmt: str) -> dict[str, Any]:
     """One generation in this (child) process, pinned to one CPU."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    from phds.omop.synth import generate
+    from phds.omop.simulator import generate
 
     before = resource.getrusage(resource.RUSAGE_SELF)
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +85,7 @@ def main() -> dict[str, Any]:
         results.append(_summary(SMALL, fmt, [_in_child(SMALL, fmt) for _ in range(SMALL_REPEATS)]))
         results.append(_summary(BIG, fmt, [_in_child(BIG, fmt) for _ in range(big_repeats)]))
     payload = {
-        "description": "phds synth, 1 hospital (north-general), seed 1, one process pinned to one CPU",
+        "description": "phds simulate, 1 hospital (north-general), seed 1, one process pinned to one CPU",
         "target": f"{BIG:,} patients in at most {TARGET_SECONDS:.0f} s on one core",
         "small_repeats": SMALL_REPEATS,
         "big_repeats": big_repeats,

@@ -12,7 +12,7 @@ import pytest
 from phds.analyses import get_analysis
 from phds.errors import DisclosureRefused, InputError
 from phds.node.gate import GateContext
-from phds.omop.synth import generate
+from phds.omop.simulator import generate
 from phds.privacy.aggregates import CountAggregate
 from phds.privacy.overlap import REASON
 

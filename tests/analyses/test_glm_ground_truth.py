@@ -9,8 +9,8 @@ import pytest
 
 from phds.analyses import get_analysis
 from phds.analyses.omop_table import GROUND_TRUTH_TABLE
-from phds.omop.synth import generate
-from phds.omop.synth.truth import COEFFICIENTS
+from phds.omop.simulator import generate
+from phds.omop.simulator.truth import COEFFICIENTS
 
 from .conftest import run_rounds
 

@@ -69,7 +69,7 @@ SELECT ev.person_id, min(ev.d) AS index_date FROM ev GROUP BY ev.person_id
 @pytest.fixture(scope="module")
 def cdm_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The respiratory synthetic hospital (3,000 children) as OMOP CSV files."""
-    from phds.omop.synth import generate
+    from phds.omop.simulator import generate
 
     results = generate(tmp_path_factory.mktemp("csv"), hospitals=3, patients=3_000, seed=11, fmt="csv")
     return results[2].path

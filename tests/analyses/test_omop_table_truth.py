@@ -13,13 +13,13 @@ from scipy.stats import chi2
 
 from phds.analyses.omop_table import GROUND_TRUTH_TABLE, omop_table_arrow
 from phds.analyses.tables import TableSpec
+from phds.omop.simulator import generate
+from phds.omop.simulator import truth as tr
 from phds.omop.store import open_store
-from phds.omop.synth import generate
-from phds.omop.synth import truth as tr
 from phds.omop.vocabulary import concepts as c
 from phds.paediatrics.growth import sds_from_value
 
-#: Fixed, as in tests/omop/test_synth_truth.py: each true coefficient leaves its 95% CI in 5% of seeds.
+#: Fixed, as in tests/omop/test_simulator_truth.py: each true coefficient leaves its 95% CI in 5% of seeds.
 SEED = 5
 TERMS = ["age_years", "male", "bmi_sds", "ics"]
 

@@ -24,7 +24,7 @@ from phds.analyses.glm_secure import design_columns
 from phds.analyses.testing import Federation, FederationRun, everything_auto
 from phds.cohorts.count import AGE_GROUP_LEVELS, SEX_LEVELS
 from phds.errors import InputError
-from phds.omop.synth import generate
+from phds.omop.simulator import generate
 
 COHORT = "entry:\n  condition: {concepts: [317009], descendants: true}\n"  # asthma, any age
 

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from phds.demo.network import DEMO_PASSWORD, LocalNetwork
-from phds.omop.synth import HospitalResult
+from phds.omop.simulator import HospitalResult
 
 from ..integration.conftest import hospital, running_network, synthetic_hospitals  # noqa: F401 (a fixture)
 

@@ -189,7 +189,7 @@ def synthea(synthea_path: Path) -> Iterator[CdmStore]:
 @pytest.fixture(scope="session")
 def synthetic_hospital(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One synthetic paediatric hospital (2,000 children, the shipped vocabulary subset) as a DuckDB file."""
-    from phds.omop.synth import generate
+    from phds.omop.simulator import generate
 
     (result,) = generate(tmp_path_factory.mktemp("synth"), hospitals=1, patients=2_000, seed=7)
     return result.path

@@ -22,7 +22,7 @@ from phds.demo.network import DemoHospital, LocalNetwork
 from phds.hub import services
 from phds.hub.store import HubStore
 from phds.hub.store.models import utcnow
-from phds.omop.synth import HospitalResult, generate
+from phds.omop.simulator import HospitalResult, generate
 
 #: Children per synthetic hospital: enough for non-trivial counts, small enough for 2 shared cores.
 PATIENTS = 600

@@ -19,7 +19,7 @@ import pytest
 
 from phds.demo.network import LocalNetwork
 from phds.errors import InputError
-from phds.omop.synth import HospitalResult
+from phds.omop.simulator import HospitalResult
 
 from .support import api, cdm_row_counts, feasibility_spec, hub_row_counts, tracebacks
 

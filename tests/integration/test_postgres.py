@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from phds.demo.network import LocalNetwork, phds_command
-from phds.omop.synth import HospitalResult, generate
+from phds.omop.simulator import HospitalResult, generate
 from phds.sdk import FeasibilityResult
 
 from .conftest import PATIENTS, hospital, running_network

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from phds.demo.network import DemoHospital, LocalNetwork
 from phds.errors import SignatureInvalid
 from phds.node.secure_round import FAULT_EXIT_AFTER
-from phds.omop.synth import HospitalResult
+from phds.omop.simulator import HospitalResult
 
 from .conftest import FAST_HUB, hospital, running_network
 from .support import feasibility_spec, hub_store, wait_until

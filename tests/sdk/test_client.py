@@ -15,8 +15,8 @@ from phds.node.audit import AuditLog, NodeDatabase
 from phds.node.gate import Gate, GateContext
 from phds.node.policy import Policy
 from phds.omop.profile import build_profile
+from phds.omop.simulator import generate
 from phds.omop.store import open_store
-from phds.omop.synth import generate
 from phds.privacy.aggregates import BreakdownAggregate, CountAggregate, Persons
 from phds.protocol.studies import StudySpec, StudyState, StudyView
 from phds.sdk import Client, FeasibilityResult, GenericResult, load_study

@@ -205,7 +205,7 @@ def test_feasibility_plot_draws_dp_counts_with_their_intervals(tmp_path: Path) -
 
     from phds.analyses.testing import Federation, everything_auto
     from phds.demo.scenario import default_cohort
-    from phds.omop.synth import generate
+    from phds.omop.simulator import generate
     from phds.protocol.studies import StudyView
     from phds.sdk.result_registry import result_for
     from phds.sdk.results import FeasibilityResult

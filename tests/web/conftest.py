@@ -26,8 +26,8 @@ from phds.hub.store import HubStore
 from phds.hub.store.models import utcnow
 from phds.hub.testing import HubClient, add_org, add_user, enrol, hub_settings
 from phds.omop.profile import build_profile
+from phds.omop.simulator import generate
 from phds.omop.store import open_store
-from phds.omop.synth import generate
 
 PASSWORD = "portal-tests-password-2026"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

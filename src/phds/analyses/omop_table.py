@@ -62,7 +62,7 @@ __all__ = [
 
 #: The analysis table of docs/ground-truth.md: children with asthma (first diagnosis, 365 days of
 #: follow-up), the generator's covariates and its outcome. A logistic GLM of ``admitted`` on
-#: ``age_years + male + bmi_sds + ics`` recovers ``phds.omop.synth.truth.COEFFICIENTS``.
+#: ``age_years + male + bmi_sds + ics`` recovers ``phds.omop.simulator.truth.COEFFICIENTS``.
 GROUND_TRUTH_TABLE: dict[str, Any] = {
     "cohort": {
         "entry": {"condition": {"concepts": [c.ASTHMA]}},

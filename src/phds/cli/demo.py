@@ -53,7 +53,7 @@ def demo(
         submit_and_wait,
         verified,
     )
-    from phds.omop.synth import generate
+    from phds.omop.simulator import generate
     from phds.sdk import FeasibilityResult
 
     if plot is not None:

@@ -22,7 +22,7 @@ err_console = Console(stderr=True)
 
 
 def _register_groups() -> None:
-    from phds.cli import billing, demo, hub, network, node, omop, study, synth
+    from phds.cli import billing, demo, hub, network, node, omop, simulate, study
 
     app.add_typer(omop.app, name="omop")
     app.add_typer(billing.app, name="billing")
@@ -30,7 +30,7 @@ def _register_groups() -> None:
     node.register(app)
     network.register(app)
     study.register(app)
-    synth.register(app)
+    simulate.register(app)
     demo.register(app)
 
 

@@ -124,7 +124,7 @@ def secure_comparison(plain: StudyResult, secure: StudyResult) -> list[str]:
 
 def ground_truth_lines(result: StudyResult) -> list[str]:
     """Each planted coefficient beside the estimate and whether its 95% interval covers it."""
-    from phds.omop.synth.truth import COEFFICIENTS
+    from phds.omop.simulator.truth import COEFFICIENTS
 
     rows = {str(c["term"]).lower(): c for c in result.raw.get("coefficients") or []}
     lines = ["Against the generator's ground truth (docs/ground-truth.md):"]

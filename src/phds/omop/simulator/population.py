@@ -13,8 +13,8 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
-from phds.omop.synth import codes
-from phds.omop.synth.casemix import (
+from phds.omop.simulator import codes
+from phds.omop.simulator.casemix import (
     CONDITION_KEYS,
     MALE_SHARE,
     MAX_AGE_YEARS,

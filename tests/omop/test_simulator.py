@@ -1,4 +1,4 @@
-"""The synthetic paediatric hospital generator: reproducibility, ages, vocabulary, case mix, integrity."""
+"""The simulator of fake paediatric hospitals: reproducibility, ages, vocabulary, case mix, integrity."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 
 from phds.errors import Conflict
 from phds.omop.load import load_cdm
+from phds.omop.simulator import REFERENCE_DATE, HospitalResult, codes, generate
+from phds.omop.simulator.casemix import CONDITIONS, PROFILES, hospital_profiles
+from phds.omop.simulator.eras import build_eras
 from phds.omop.store import open_store
-from phds.omop.synth import REFERENCE_DATE, HospitalResult, codes, generate
-from phds.omop.synth.casemix import CONDITIONS, PROFILES, hospital_profiles
-from phds.omop.synth.eras import build_eras
 from phds.paediatrics.age import age_years_array
 
 N = 20_000
@@ -316,7 +316,7 @@ def test_cli_writes_hospitals_and_refuses_to_overwrite(tmp_path: Path) -> None:
         sys.executable,
         "-m",
         "phds.cli.main",
-        "synth",
+        "simulate",
         "--hospitals",
         "2",
         "--patients",
@@ -334,3 +334,11 @@ def test_cli_writes_hospitals_and_refuses_to_overwrite(tmp_path: Path) -> None:
     again = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert again.returncode == Conflict.exit_code
     assert "--overwrite" in again.stderr
+
+
+def test_old_synth_name_still_works_and_says_it_is_deprecated(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "phds.cli.main", "synth", "--patients", "50", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "deprecated" in done.stderr and "phds simulate" in done.stderr
+    assert (tmp_path / "north-general.duckdb").is_file()

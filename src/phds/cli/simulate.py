@@ -1,4 +1,9 @@
-"""``phds synth``: write synthetic paediatric hospitals as OMOP CDM v5.4 (DuckDB files or CSV folders)."""
+"""``phds simulate``: write simulated paediatric hospitals as OMOP CDM v5.4 (DuckDB files or CSV folders).
+
+The simulator makes *fake* hospitals for tests, demos and benchmarks; it has nothing to do with synthetic
+data released from real hospitals (``client.synthesize``, docs/howto/synthetic-data.md). ``phds synth``,
+its old name, still works and says it is deprecated.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from rich.console import Console
 console = Console()
 
 
-def synth(
+def simulate(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the hospitals into."),
     hospitals: int = typer.Option(1, "--hospitals", "-n", min=1, help="Number of hospitals."),
     patients: int = typer.Option(10_000, "--patients", "-p", min=1, help="Children per hospital."),
@@ -25,9 +30,9 @@ def synth(
     chunk_size: int = typer.Option(50_000, "--chunk-size", min=1, help="Children generated per chunk."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace hospitals already in OUT."),
 ) -> None:
-    """Generate synthetic children's hospitals, each with its own case mix, as OMOP CDM v5.4."""
+    """Simulate children's hospitals, each with its own case mix, as OMOP CDM v5.4 (fake data)."""
     from phds.errors import InputError
-    from phds.omop.synth import generate
+    from phds.omop.simulator import generate
 
     try:
         ref: date = datetime.strptime(reference_date, "%Y-%m-%d").date()
@@ -45,7 +50,7 @@ def synth(
         chunk_size=chunk_size,
         overwrite=overwrite,
     )
-    console.print(f"{len(results)} synthetic hospital(s), seed {seed}:", highlight=False)
+    console.print(f"{len(results)} simulated hospital(s), seed {seed}:", highlight=False)
     for r in results:
         rows = r.rows.get
         console.print(
@@ -57,6 +62,27 @@ def synth(
         )
 
 
+def synth_deprecated(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the hospitals into."),
+    hospitals: int = typer.Option(1, "--hospitals", "-n", min=1, help="Number of hospitals."),
+    patients: int = typer.Option(10_000, "--patients", "-p", min=1, help="Children per hospital."),
+    seed: int = typer.Option(0, "--seed", "-s", min=0, help="Seed; the same seed gives the same data."),
+    fmt: str = typer.Option("duckdb", "--format", "-f", help="duckdb or csv."),
+    reference_date: str = typer.Option("2025-12-31", "--reference-date", help="Extraction date."),
+    chunk_size: int = typer.Option(50_000, "--chunk-size", min=1, help="Children generated per chunk."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace hospitals already in OUT."),
+) -> None:
+    """Deprecated name of ``phds simulate`` (kept so scripts keep working)."""
+    Console(stderr=True).print(
+        "phds synth is deprecated and will be removed: use phds simulate (it writes fake hospitals, "
+        "not synthetic data from real ones)",
+        style="yellow",
+        highlight=False,
+    )
+    simulate(out, hospitals, patients, seed, fmt, reference_date, chunk_size, overwrite)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``phds synth`` to *app*."""
-    app.command("synth")(synth)
+    """Add ``phds simulate`` and its deprecated alias ``phds synth`` to *app*."""
+    app.command("simulate")(simulate)
+    app.command("synth", hidden=True)(synth_deprecated)

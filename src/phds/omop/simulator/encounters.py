@@ -6,7 +6,7 @@ Visits come from independent Poisson streams, all vectorised over children:
 - a diagnosis visit at each condition's onset (setting and length of stay from the condition table);
 - condition follow-up clinics while the condition is in active care;
 - further episodes of acute conditions; asthma emergency visits and later asthma admissions;
-- the ground-truth asthma admissions (:mod:`phds.omop.synth.truth`), added by the chunk builder.
+- the ground-truth asthma admissions (:mod:`phds.omop.simulator.truth`), added by the chunk builder.
 
 Rates are illustrative, chosen to give plausible hospital activity (infants and chronic patients visit
 most), not fitted to a registry.
@@ -19,9 +19,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 import numpy.typing as npt
 
-from phds.omop.synth import codes
-from phds.omop.synth.casemix import CONDITION_KEYS, CONDITIONS, HospitalProfile
-from phds.omop.synth.population import Population
+from phds.omop.simulator import codes
+from phds.omop.simulator.casemix import CONDITION_KEYS, CONDITIONS, HospitalProfile
+from phds.omop.simulator.population import Population
 
 IntArray = npt.NDArray[np.int64]
 I8 = npt.NDArray[np.int8]

@@ -1,4 +1,4 @@
-"""Synthetic paediatric hospitals as OMOP CDM v5.4: ``generate(out, hospitals=3, patients=10_000, seed=1)``.
+"""Simulated (fake) paediatric hospitals as OMOP CDM v5.4: ``generate(out, hospitals=3, seed=1)``.
 
 Each hospital gets its own CDM (a DuckDB file or a CSV folder) with children 0–17 years old at
 :data:`REFERENCE_DATE`, a case mix from :mod:`.casemix`, the shipped vocabulary subset and a planted
@@ -22,10 +22,10 @@ import numpy as np
 import pyarrow as pa
 
 from phds.errors import InputError
-from phds.omop.synth.casemix import PROFILES, HospitalProfile, hospital_profiles
-from phds.omop.synth.chunk import IdCounter, build_chunk
-from phds.omop.synth.sites import site_tables
-from phds.omop.synth.writers import FORMATS, Format, Sink, open_sink, output_path
+from phds.omop.simulator.casemix import PROFILES, HospitalProfile, hospital_profiles
+from phds.omop.simulator.chunk import IdCounter, build_chunk
+from phds.omop.simulator.sites import site_tables
+from phds.omop.simulator.writers import FORMATS, Format, Sink, open_sink, output_path
 from phds.omop.vocabulary import vocabulary_tables
 
 log = logging.getLogger(__name__)

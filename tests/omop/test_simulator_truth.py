@@ -12,10 +12,10 @@ import pytest
 import statsmodels.api as sm
 from scipy.stats import chi2
 
-from phds.omop.synth import codes, generate_hospital
-from phds.omop.synth import truth as tr
-from phds.omop.synth.casemix import PROFILES
-from phds.omop.synth.writers import open_sink
+from phds.omop.simulator import codes, generate_hospital
+from phds.omop.simulator import truth as tr
+from phds.omop.simulator.casemix import PROFILES
+from phds.omop.simulator.writers import open_sink
 from phds.paediatrics.growth import sds, sds_from_value
 
 N = 30_000

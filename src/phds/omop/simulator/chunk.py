@@ -10,10 +10,10 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from phds.omop.schema import table_spec
-from phds.omop.synth import codes
-from phds.omop.synth import truth as tr
-from phds.omop.synth.casemix import CONDITION_KEYS, HospitalProfile
-from phds.omop.synth.encounters import (
+from phds.omop.simulator import codes
+from phds.omop.simulator import truth as tr
+from phds.omop.simulator.casemix import CONDITION_KEYS, HospitalProfile
+from phds.omop.simulator.encounters import (
     ASTHMA,
     CF,
     DIAGNOSIS,
@@ -31,8 +31,8 @@ from phds.omop.synth.encounters import (
     procedures_at,
     role_in,
 )
-from phds.omop.synth.eras import build_eras
-from phds.omop.synth.growth_measurements import (
+from phds.omop.simulator.eras import build_eras
+from phds.omop.simulator.growth_measurements import (
     KINDS,
     GrowthLatent,
     Measurements,
@@ -41,7 +41,7 @@ from phds.omop.synth.growth_measurements import (
     hba1c_at,
     sweat_test_at,
 )
-from phds.omop.synth.population import Population, make_population
+from phds.omop.simulator.population import Population, make_population
 from phds.paediatrics.growth import sds_from_value
 
 IntArray = npt.NDArray[np.int64]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from phds.omop.synth.codes import FEMALE, MALE
+from phds.omop.simulator.codes import FEMALE, MALE
 from phds.paediatrics.growth import value_from_sds
 
 FloatArray = npt.NDArray[np.float64]

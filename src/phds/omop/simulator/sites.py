@@ -8,10 +8,10 @@ import numpy as np
 import pyarrow as pa
 
 from phds.omop.schema import CDM_VERSION
-from phds.omop.synth import codes
-from phds.omop.synth.casemix import HospitalProfile
-from phds.omop.synth.chunk import CARE_SITE_BY_VISIT, arrow_table
-from phds.omop.synth.population import day_number
+from phds.omop.simulator import codes
+from phds.omop.simulator.casemix import HospitalProfile
+from phds.omop.simulator.chunk import CARE_SITE_BY_VISIT, arrow_table
+from phds.omop.simulator.population import day_number
 from phds.omop.vocabulary import VOCABULARY_VERSION
 
 _CARE_SITE_NAMES = {
@@ -57,8 +57,8 @@ def site_tables(
                     f"{profile.description} {patients} synthetic children aged 0-17 on {reference}, "
                     f"seed {seed}. Ground truth: docs/ground-truth.md."
                 ],
-                "source_documentation_reference": ["docs/howto/synth.md"],
-                "cdm_etl_reference": ["phds synth"],
+                "source_documentation_reference": ["docs/howto/simulate-hospitals.md"],
+                "cdm_etl_reference": ["phds simulate"],
                 "source_release_date": ref,
                 "cdm_release_date": ref,
                 "cdm_version": [CDM_VERSION],

@@ -13,8 +13,8 @@ import pyarrow.csv as pacsv
 
 from phds.errors import Conflict
 from phds.omop.schema import cdm_tables, table_spec
+from phds.omop.simulator.chunk import ARROW_TYPES
 from phds.omop.store import CdmStore, open_store
-from phds.omop.synth.chunk import ARROW_TYPES
 
 log = logging.getLogger(__name__)
 
