@@ -65,10 +65,15 @@ class StatsMethods:
         purpose: str | None = None,
         service_type: str = "analytical_study",
         deadline_seconds: float | None = None,
+        dp: Mapping[str, Any] | None = None,
+        secure_aggregation: bool = False,
         timeout: float | None = None,
         progress: Progress | None = None,
     ) -> StudyResult:
-        """Submit *analysis* with *params* as a study, wait for it, and return its typed result."""
+        """Submit *analysis* with *params* as a study, wait for it, and return its typed result.
+
+        *dp* is the study's ``dp:`` block (e.g. ``{"epsilon": 1.0}``) and *secure_aggregation* asks for
+        network sums only; each node still applies the stricter of these and its own policy."""
         spec: dict[str, Any] = {
             "title": title or f"{analysis} from the PHDS SDK",
             "purpose": purpose or f"{analysis} requested through the PHDS SDK",
@@ -79,6 +84,10 @@ class StatsMethods:
         }
         if deadline_seconds is not None:
             spec["deadline_seconds"] = deadline_seconds
+        if dp is not None:
+            spec["dp"] = dict(dp)
+        if secure_aggregation:
+            spec["secure_aggregation"] = True
         study = self.submit(spec)
         view = self.wait(study.id, timeout=timeout, progress=progress)
         if not view.state.is_final:
