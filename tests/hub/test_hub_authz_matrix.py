@@ -70,6 +70,13 @@ class World:
             secret, _ = services.issue_token(uow, user_id=user.id, expires_at=utcnow().replace(year=2100))
         return secret.split("_")[1]
 
+    def study_of(self, task_id: str) -> str:
+        """The study id of a task."""
+        with self.store.unit() as uow:
+            task = uow.tasks.get(uuid.UUID(task_id))
+            assert task is not None
+            return str(task.study_id)
+
     def new_task_of_h_one(self) -> str:
         """Submit a study of uni-a to h-one directly; the id of its queued task."""
         with self.store.unit() as uow:
@@ -320,6 +327,15 @@ CASES: list[Case] = [
     Case(
         "POST", "/api/v1/tasks/{task_id}/result", statuses(403, node=200, node_other=404),
         lambda w: _result_of(w.new_task_of_h_one()), "h-one's task",
+    ),
+    Case(
+        "POST", "/api/v1/nodes/me/tasks/states", NODE_ONLY,
+        lambda w: ("/api/v1/nodes/me/tasks/states", {"task_ids": [w.new_task_of_h_one()]}), "h-one's task",
+    ),
+    Case(
+        "POST", "/api/v1/studies/{study_id}/cancel",
+        statuses(403, requester=200, requester_other=404),
+        lambda w: (f"/api/v1/studies/{w.study_of(w.new_task_of_h_one())}/cancel", {}), "a new study of uni-a",
     ),
     Case("GET", "/api/v1/billing/tariffs", ANY_USER),
     Case("POST", "/api/v1/billing/tariffs", statuses(403, admin=422), lambda w: ("", {}), "malformed"),

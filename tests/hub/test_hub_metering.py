@@ -53,8 +53,16 @@ def test_a_signed_receipt_is_metered_once_whatever_is_posted_or_restarted(networ
     study = network.submit(study_spec("uni-a", ["h1"]))
     [task] = network.poll("h1")
     receipt = receipt_for(task, key)
-    assert post(network, "h1", task, receipt).json() == {"accepted": True, "duplicate": False}
-    assert post(network, "h1", task, receipt).json() == {"accepted": False, "duplicate": True}
+    assert post(network, "h1", task, receipt).json() == {
+        "accepted": True,
+        "duplicate": False,
+        "cancelled": False,
+    }
+    assert post(network, "h1", task, receipt).json() == {
+        "accepted": False,
+        "duplicate": True,
+        "cancelled": False,
+    }
     assert Metering(network.store).drain() == 1
     assert Metering(network.store).drain() == 0, "a restarted consumer resumes after its cursor"
     with network.store.unit() as uow:

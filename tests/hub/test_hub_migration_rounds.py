@@ -1,4 +1,4 @@
-"""Migration 0008 moves round state out of the tasks: a running study keeps its round's state."""
+"""Migrations 0008 (round state out of the tasks) and 0009 (cancelled studies) on a hub with data."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, Table, select, text
+from sqlalchemy.exc import IntegrityError
 
 from phds.hub.store import HubStore
 from phds.hub.store.study_models import StudyRow
@@ -56,7 +57,7 @@ def test_a_study_migrated_mid_round_keeps_its_state_and_tasks_no_longer_copy_it(
             deadline_at=f"{now + timedelta(hours=1):%Y-%m-%d %H:%M:%S}",
         )  # fmt: skip
         store.migrate()
-        assert store.revision() == "0008"
+        assert store.revision() == "0009"
         with store.unit() as uow:
             study = uow.studies.get(study_id)
             assert isinstance(study, StudyRow)
@@ -66,5 +67,9 @@ def test_a_study_migrated_mid_round_keeps_its_state_and_tasks_no_longer_copy_it(
             studies = Table("studies", MetaData(), autoload_with=connection)
             assert "round_state" not in tasks.columns and "round_state" not in studies.columns
             assert connection.execute(select(studies.c.round)).scalar_one() == 3
+        with store.engine.begin() as connection:  # 0009: a study may now be cancelled, nothing else new
+            connection.execute(text("UPDATE studies SET state = 'cancelled'"))
+        with pytest.raises(IntegrityError), store.engine.begin() as connection:
+            connection.execute(text("UPDATE studies SET state = 'abandoned'"))
     finally:
         store.close()

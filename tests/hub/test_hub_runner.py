@@ -24,10 +24,14 @@ def runner_of(network: Any) -> StudyRunner:
 def test_a_duplicate_result_is_acknowledged_and_stored_once(network: Any) -> None:
     study = network.submit(study_spec("uni-a", ["h1", "h2"]))
     [task] = network.poll("h1")
-    assert network.answer("h1", task, payload=NOOP) == {"accepted": True, "duplicate": False}
+    assert network.answer("h1", task, payload=NOOP) == {
+        "accepted": True,
+        "duplicate": False,
+        "cancelled": False,
+    }
     version = network.study(study["id"])["version"]
     again = network.answer("h1", task, status="error", reason="replayed")
-    assert again == {"accepted": False, "duplicate": True}
+    assert again == {"accepted": False, "duplicate": True, "cancelled": False}
     view = network.study(study["id"])
     assert view["version"] == version, "a duplicate changes nothing"
     assert view["hospitals"][0]["state"] == "answered"
@@ -71,7 +75,9 @@ def test_the_deadline_times_out_silent_hospitals_and_completes_with_the_rest(net
     who = result["attribution"]
     assert (who["answered"], who["declined"], who["timed_out"]) == (["h1"], ["h2"], ["h3"])
     late = network.answer("h3", silent, payload=NOOP)
-    assert late == {"accepted": False, "duplicate": False}, "a late answer is acknowledged, not used"
+    assert late == {"accepted": False, "duplicate": False, "cancelled": False}, (
+        "a late answer is acknowledged, not used"
+    )
     assert network.study(study["id"])["version"] == final["version"]
 
 
@@ -109,7 +115,7 @@ def test_awaiting_approval_parks_the_task_until_the_node_answers(network: Any) -
     study = network.submit(study_spec("uni-a", ["h1", "h2"]))
     [task] = network.poll("h1")
     interim = network.answer("h1", task, status="awaiting_approval", reason="steward review")
-    assert interim == {"accepted": True, "duplicate": False}
+    assert interim == {"accepted": True, "duplicate": False, "cancelled": False}
     waiting = network.study(study["id"])
     assert waiting["state"] == "awaiting_approval"
     assert waiting["hospitals"][0]["state"] == "awaiting_approval"
@@ -121,7 +127,11 @@ def test_awaiting_approval_parks_the_task_until_the_node_answers(network: Any) -
 
     network.answer("h2", network.poll("h2")[0], payload=NOOP)
     assert network.study(study["id"])["state"] == "awaiting_approval", "while any hospital waits"
-    assert network.answer("h1", task, payload=NOOP) == {"accepted": True, "duplicate": False}
+    assert network.answer("h1", task, payload=NOOP) == {
+        "accepted": True,
+        "duplicate": False,
+        "cancelled": False,
+    }
     final = network.study(study["id"])
     assert final["state"] == "completed"
     assert final["result"]["attribution"]["answered"] == ["h1", "h2"]

@@ -41,6 +41,7 @@ def test_two_round_study_over_three_hospitals(network: Any) -> None:
         assert network.answer(hospital, task, payload=mean_variance_payload(1, xs)) == {
             "accepted": True,
             "duplicate": False,
+            "cancelled": False,
         }
         versions.append(network.study(study["id"])["version"])
     assert versions == sorted(set(versions)), "every change bumps the version"
@@ -173,3 +174,27 @@ def test_feasibility_study_sums_released_counts(network: Any) -> None:
     assert final["state"] == "completed", final
     total = final["result"]["total"]
     assert (total["lower"], total["upper"]) == (13, 16), "h2's count is below 5, so the total is a range"
+
+
+def test_a_requester_cancels_a_running_study_and_nodes_learn_it(network: Any) -> None:
+    study = network.submit(study_spec("uni-a", ["h1", "h2"]))
+    [task_h1] = network.poll("h1")
+    [task_h2] = network.poll("h2")
+    cancel = f"/api/v1/studies/{study['id']}/cancel"
+    for actor, status in (("requester_other", 404), ("steward", 403), ("h1", 403), ("admin", 403)):
+        assert network.client.post(cancel, token=network.tokens[actor], json={}).status_code == status, actor
+    done = network.client.post(cancel, token=network.tokens["requester"], json={"reason": "wrong cohort"})
+    assert done.status_code == 200, done.text
+    view = done.json()
+    assert view["state"] == "cancelled" and view["error"] == "cancelled by the requester: wrong cohort"
+    assert {h["state"] for h in view["hospitals"]} == {"cancelled"}
+    states = network.client.post(
+        "/api/v1/nodes/me/tasks/states",
+        token=network.tokens["h1"],
+        json={"task_ids": [task_h1["id"], task_h2["id"]]},
+    )
+    assert states.json() == {"states": {task_h1["id"]: "cancelled"}}, "another node's task is left out"
+    late = network.answer("h1", task_h1, payload=gate_payload("system.noop", {}))
+    assert late == {"accepted": False, "duplicate": False, "cancelled": True}
+    assert network.client.post(cancel, token=network.tokens["requester"]).json()["version"] == view["version"]
+    assert network.poll("h2") == []

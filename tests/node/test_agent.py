@@ -298,7 +298,7 @@ def test_a_result_computed_before_a_crash_is_posted_from_the_outbox_without_comp
     nodes.append(RunningNode(toml))
     done = live_hub.await_study("uni-a", study["id"])
     assert done["state"] == "completed"
-    assert client.post_result(answered) == {"accepted": False, "duplicate": True}
+    assert client.post_result(answered) == {"accepted": False, "duplicate": True, "cancelled": False}
     client.close()
     nodes[0].stop()
     entries, _ = nodes[0].audit()

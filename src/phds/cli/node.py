@@ -196,6 +196,9 @@ def run(
     catalogue_minutes: float = typer.Option(
         60.0, "--catalogue-minutes", min=0, help="Republish the dataset profile this often (0: at start)."
     ),
+    cancel_check: float = typer.Option(
+        10.0, "--cancel-check-seconds", min=1, help="How often to ask whether parked studies were cancelled."
+    ),
 ) -> None:
     """Run the node agent: pull tasks from the hub, answer them here, post the results. Ctrl-C stops."""
     import signal
@@ -207,7 +210,9 @@ def run(
     cfg = load_node_config(config)
     cred = read_credential(cfg.node.credential_file, hospital=cfg.node.name, hub_url=cfg.node.hub_url)
     runtime = NodeRuntime.open(cfg)
-    options = AgentOptions(poll_wait=poll_wait, catalogue_interval=catalogue_minutes * 60)
+    options = AgentOptions(
+        poll_wait=poll_wait, catalogue_interval=catalogue_minutes * 60, cancel_check_interval=cancel_check
+    )
     agent = Agent(runtime, cred.credential, options)
 
     def _stop(signum: int, _frame: object) -> None:

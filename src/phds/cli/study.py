@@ -146,6 +146,20 @@ def status(
 
 
 @app.command()
+def cancel(
+    study_id: Annotated[str, typer.Argument(metavar="ID", help="Study id.", show_default=False)],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (the hospitals see it).", show_default=False)
+    ] = None,
+    hub: Hub = None,
+    token: Token = None,
+) -> None:
+    """Cancel an unfinished study: the hospitals skip its open tasks and audit the cancellation."""
+    with _client(hub, token) as client:
+        _print_status(client.cancel(study_id, reason))
+
+
+@app.command()
 def results(
     study_id: Annotated[str, typer.Argument(metavar="ID", help="Study id.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,

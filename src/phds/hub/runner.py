@@ -24,13 +24,22 @@ from pydantic import ValidationError
 
 from phds.analyses import get_analysis
 from phds.analyses.base import check_privacy_options
-from phds.errors import InputError, NotFound, PermissionDenied, SignatureInvalid
+from phds.errors import Conflict, InputError, NotFound, PermissionDenied, SignatureInvalid
 from phds.hub import wire
 from phds.hub.billing_applications import check_study_billing
 from phds.hub.events import TaskAnswered, record_event
 from phds.hub.metering import Metering, check_receipt
 from phds.hub.notify import Notifier
-from phds.hub.runner_rounds import Wakeups, advance, new_task, record_answer, set_target, target_of
+from phds.hub.runner_rounds import (
+    Wakeups,
+    advance,
+    changed,
+    finish,
+    new_task,
+    record_answer,
+    set_target,
+    target_of,
+)
 from phds.hub.runner_secure import SecureRounds
 from phds.hub.secagg import open_session
 from phds.hub.settings import HubSettings
@@ -62,6 +71,7 @@ class Ack:
 
     accepted: bool
     duplicate: bool
+    cancelled: bool = False  # the task's study was cancelled by its requester
 
 
 @dataclass(frozen=True)
@@ -183,7 +193,41 @@ class StudyRunner:
         self._wake(wake)
         return view
 
+    def cancel(self, requester: Requester, study_id: uuid.UUID, reason: str | None) -> StudyView:
+        """Cancel the requester's unfinished study: open tasks are cancelled, waiting nodes and watchers
+        woken. Cancelling a cancelled study returns it; a finished one is a :class:`Conflict`."""
+        now = utcnow()
+        wake = self._wakeups()
+        with self.store.unit() as uow:
+            study = uow.studies.lock(study_id)
+            if study is None or study.organisation_id != requester.organisation_id:
+                raise NotFound(f"no study {study_id} of your organisation")
+            state = StudyState(study.state)
+            if state.is_final and state is not StudyState.CANCELLED:
+                raise Conflict(
+                    f"study {study_id} already ended ({state.value}); only an unfinished one can be cancelled"
+                )
+            if state is not StudyState.CANCELLED:
+                why = "cancelled by the requester" + (f": {reason}" if reason else "")
+                for target in study.targets:
+                    if not HospitalState(target.state).is_final:
+                        set_target(target, HospitalState.CANCELLED, why, now)
+                        target.outcome = target.outcome or "failed"
+                        wake.nodes.add(target.node_id)
+                finish(uow, study, StudyState.CANCELLED, now, error=why)
+                changed(study, wake)
+                log.info("study %s cancelled by %s", study.id, requester.organisation_name)
+            view = wire.study(study)
+        self._wake(wake)
+        return view
+
     # -- nodes --------------------------------------------------------------------------------------
+
+    def task_states(self, node_id: uuid.UUID, task_ids: list[str]) -> dict[str, str]:
+        """The hub's state of those of *task_ids* that are this node's tasks."""
+        ids = [tid for tid in (_uuid(t) for t in task_ids) if tid is not None]
+        with self.store.unit() as uow:
+            return {str(t.id): t.state for t in uow.tasks.of_node(node_id, ids)}
 
     def lease(self, node_id: uuid.UUID, limit: int, now: datetime | None = None) -> list[Task]:
         """Lease up to *limit* queued tasks of a node (empty when there are none)."""
@@ -219,7 +263,7 @@ class StudyRunner:
                 return Ack(accepted=False, duplicate=True)
             if task.state == "cancelled":
                 log.info("study %s: late result for cancelled task %s ignored", study.id, task.id)
-                return Ack(accepted=False, duplicate=False)
+                return Ack(accepted=False, duplicate=False, cancelled=study.state == StudyState.CANCELLED)
             target = target_of(study, task.organisation_id)
             node = uow.nodes.get(node_id)
             assert node is not None

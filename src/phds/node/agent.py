@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from phds.errors import AuthenticationError, DisclosureRefused, PermissionDenied, PhdsError
+from phds.node.cancellation import audit_cancelled, withdraw_cancelled
 from phds.node.executor import NodeRuntime, execute_task
 from phds.node.gate import GateContext
 from phds.node.hub_client import HubClient, HubUnreachable
@@ -53,6 +54,7 @@ class AgentOptions:
     approvals_interval: float = 0.5
     catalogue_interval: float = 3600.0  # 0 publishes only at start
     trust_interval: float = 300.0  # report the signed audit head, fetch revocations
+    cancel_check_interval: float = 10.0  # ask the hub whether parked tasks' studies were cancelled
     backoff_initial: float = 0.2
     backoff_cap: float = 30.0
 
@@ -122,6 +124,7 @@ class Agent:
         self._outbox_next = 0.0
         self._catalogue_next = 0.0
         self._trust_next = 0.0
+        self._cancel_next = 0.0
         self._catalogue_last: str | None = None
         self._catalogue_audited: str | None = None
         self.tasks_done = 0
@@ -208,6 +211,9 @@ class Agent:
         now = time.monotonic()
         if now >= self._outbox_next:
             self._flush_outbox()
+        if now >= self._cancel_next:
+            self._cancel_next = now + self.options.cancel_check_interval
+            withdraw_cancelled(self.runtime, self._client, self.runtime.tasks.parked())
         self._run_decided()
         if now >= self._trust_next:
             self._trust_next = now + self.options.trust_interval
@@ -258,6 +264,8 @@ class Agent:
             ack = {"accepted": False, "refused": exc.message}
         self.link.ok()
         self._outbox_backoff.reset()
+        if ack.get("cancelled"):
+            audit_cancelled(self.runtime, study_id, result.task_id, "the hub did not take the answer")
         if result.status is not ResultStatus.AWAITING_APPROVAL:
             self.runtime.tasks.mark_posted(result.task_id)
             self._report_decision(study_id)
@@ -270,8 +278,10 @@ class Agent:
                 return
 
     def _run_decided(self) -> None:
-        """Run parked tasks whose study the steward has decided; post their final results."""
-        for task in self.runtime.tasks.parked():
+        """Run parked tasks whose study the steward has decided (and the requester has not cancelled);
+        post their final results."""
+        decided = [t for t in self.runtime.tasks.parked() if self.runtime.approvals.decision_for(t.study_id)]
+        for task in withdraw_cancelled(self.runtime, self._client, decided):
             if self._stop.is_set():
                 return
             if self.runtime.approvals.decision_for(task.study_id) is not None:

@@ -186,6 +186,15 @@ class ApprovalStore:
                 log.warning("study %s changed what it asks; the steward must decide again", study_id)
         return self.get(study_id)
 
+    def withdraw(self, study_id: str) -> bool:
+        """Take a still-pending request off the steward's queue (its study was cancelled); whether one was.
+        Decided requests stay: the decision is the steward's record."""
+        with self.db.transaction() as con:
+            gone = con.execute(
+                "DELETE FROM approval_requests WHERE study_id = ? AND status = 'pending'", (study_id,)
+            ).rowcount
+        return bool(gone)
+
     def get(self, study_id: str) -> PendingApproval:
         row = self.db.con.execute(
             f"SELECT {_REQUEST_COLUMNS} FROM approval_requests WHERE study_id = ?", (study_id,)

@@ -51,6 +51,7 @@ class AuditKind(StrEnum):
     SECAGG = "secagg"  # a secure-aggregation stage: what was masked, which shares revealed, the sum
     USAGE_RECEIPT = "usage_receipt"  # a task's chargeable event, as the signed receipt sent to the hub
     PARTICIPATION = "participation"  # a steward's signed decision on a data-access application
+    STUDY_CANCELLED = "study_cancelled"  # the requester cancelled a study; what the node did about it
 
 
 AUDIT_KINDS: tuple[str, ...] = tuple(k.value for k in AuditKind)

@@ -22,7 +22,7 @@ from phds.protocol.billing import ApplicationView, HospitalStatement, Participat
 from phds.protocol.catalogue import CatalogueEntry
 from phds.protocol.enrolment import EnrolRequest, EnrolResponse
 from phds.protocol.nodes import NodeInfo, NodeMetadata
-from phds.protocol.tasks import Task, TaskResult
+from phds.protocol.tasks import Task, TaskResult, TaskStates
 from phds.protocol.trust import RevocationList, SignedAuditHead
 
 if TYPE_CHECKING:
@@ -145,6 +145,12 @@ class HubClient:
             json=result.model_dump(mode="json"),
         )
         return dict(data) if isinstance(data, dict) else {}
+
+    def task_states(self, task_ids: list[str]) -> dict[str, str]:
+        """The hub's state of some of this node's tasks, by id (``cancelled`` for a cancelled study)."""
+        body = {"task_ids": task_ids}
+        data = self._call("POST", "/nodes/me/tasks/states", "asking about parked tasks", json=body)
+        return TaskStates.model_validate(data).states
 
     def secagg_post(self, study_id: str, round_no: int, stage: str, body: Any) -> Any:
         """Post this node's signed message for one stage of a secure-aggregation session."""

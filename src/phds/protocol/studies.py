@@ -32,6 +32,7 @@ class StudyState(StrEnum):
     PARTIALLY_COMPLETED = "partially_completed"
     REJECTED = "rejected"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # the requester cancelled it before it finished
 
     @property
     def is_final(self) -> bool:
@@ -43,6 +44,7 @@ _FINAL_STUDY_STATES = {
     StudyState.PARTIALLY_COMPLETED,
     StudyState.REJECTED,
     StudyState.FAILED,
+    StudyState.CANCELLED,
 }
 
 
@@ -56,10 +58,11 @@ class HospitalState(StrEnum):
     DECLINED = "declined"  # policy or steward said no
     FAILED = "failed"  # the node reported an error
     TIMED_OUT = "timed_out"  # no answer before the study's deadline
+    CANCELLED = "cancelled"  # the requester cancelled the study before this hospital answered
 
     @property
     def is_final(self) -> bool:
-        return self in {self.ANSWERED, self.DECLINED, self.FAILED, self.TIMED_OUT}
+        return self in {self.ANSWERED, self.DECLINED, self.FAILED, self.TIMED_OUT, self.CANCELLED}
 
 
 class AnalysisSpec(BaseModel):

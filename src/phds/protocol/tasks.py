@@ -86,3 +86,25 @@ class TaskResult(BaseModel):
     receipt: UsageReceipt | None = Field(
         default=None, description="The node-signed usage receipt that meters this answer"
     )
+
+
+class TaskStates(BaseModel):
+    """The hub's state of some of a node's tasks (``POST /nodes/me/tasks/states``), by task id.
+
+    A node asks before it runs a task it parked for its steward: a task whose study was cancelled is
+    ``cancelled`` and is not run. Unknown ids (or another node's) are absent.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    states: dict[str, str] = Field(
+        default_factory=dict, description="task id → queued, leased, parked, done, cancelled"
+    )
+
+
+class TaskIds(BaseModel):
+    """Which tasks a node asks about."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_ids: list[str] = Field(min_length=1, max_length=500)

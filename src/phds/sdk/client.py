@@ -109,6 +109,12 @@ class Client(StatsMethods):
         """The study as the hub reports it now."""
         return StudyView.model_validate(self._request("GET", f"/studies/{_id(study_id)}"))
 
+    def cancel(self, study_id: str, reason: str | None = None) -> StudyView:
+        """Cancel an unfinished study of your organisation; hospitals skip its open tasks. Cancelling a
+        cancelled study returns it; a finished one raises :class:`~phds.errors.Conflict`."""
+        body = {"reason": reason} if reason else {}
+        return StudyView.model_validate(self._request("POST", f"/studies/{_id(study_id)}/cancel", json=body))
+
     def studies(self) -> list[StudyView]:
         """The studies visible to this token, newest first."""
         return [StudyView.model_validate(item) for item in self._request("GET", "/studies")]
@@ -305,6 +311,11 @@ class Study:
     @property
     def state(self) -> str:
         return self.view.state.value
+
+    def cancel(self, reason: str | None = None) -> StudyView:
+        """Cancel this study (see :meth:`Client.cancel`)."""
+        self.view = self.client.cancel(self.id, reason)
+        return self.view
 
     def refresh(self) -> StudyView:
         """Fetch the latest view."""

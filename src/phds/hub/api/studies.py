@@ -13,6 +13,7 @@ from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from phds.errors import NotFound
 from phds.hub import wire
@@ -44,6 +45,24 @@ def submit_study(spec: StudySpec, caller: RequesterCaller, runner: Runner) -> St
     """Submit a study for the caller's organisation; round-1 tasks are queued at once."""
     requester = Requester(caller.id, caller.organisation_id, caller.organisation_name)
     return runner.submit(requester, spec)
+
+
+class CancelRequest(BaseModel):
+    """Why the requester cancels (shown to the hospitals and kept with the study)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/{study_id}/cancel", response_model=StudyView)
+def cancel_study(
+    study_id: str, caller: RequesterCaller, runner: Runner, body: CancelRequest | None = None
+) -> StudyView:
+    """Cancel one of the caller's organisation's unfinished studies; its open tasks are cancelled and
+    the nodes skip them. Cancelling again returns the study; a finished study answers 409."""
+    requester = Requester(caller.id, caller.organisation_id, caller.organisation_name)
+    return runner.cancel(requester, study_id_of(study_id), body.reason if body else None)
 
 
 @router.get("", response_model=list[StudyView])

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from phds.hub.auth import NodeCaller, Notifications, Runner, Settings
-from phds.protocol.tasks import Task, TaskResult
+from phds.protocol.tasks import Task, TaskIds, TaskResult, TaskStates
 
 router = APIRouter(tags=["tasks"])
 
@@ -25,6 +25,7 @@ class ResultAck(BaseModel):
 
     accepted: bool
     duplicate: bool
+    cancelled: bool = False
 
 
 @router.get("/nodes/me/tasks", response_model=list[Task])
@@ -55,4 +56,11 @@ async def my_tasks(
 def post_result(task_id: str, result: TaskResult, caller: NodeCaller, runner: Runner) -> ResultAck:
     """A node's answer to one of its tasks; a second answer to the same task is acknowledged, not stored."""
     ack = runner.post_result(caller.id, task_id, result)
-    return ResultAck(accepted=ack.accepted, duplicate=ack.duplicate)
+    return ResultAck(accepted=ack.accepted, duplicate=ack.duplicate, cancelled=ack.cancelled)
+
+
+@router.post("/nodes/me/tasks/states", response_model=TaskStates)
+def my_task_states(body: TaskIds, caller: NodeCaller, runner: Runner) -> TaskStates:
+    """The hub's state of some of the node's own tasks (another node's ids are left out): a node asks
+    before running a task it parked for its steward, and skips one whose study was cancelled."""
+    return TaskStates(states=runner.task_states(caller.id, body.task_ids))

@@ -83,8 +83,12 @@ class HubStore:
         from alembic import command
 
         try:
-            with self.engine.begin() as connection:
-                command.upgrade(_alembic_config(connection), revision)
+            with self.engine.connect() as connection:
+                if self.backend == "sqlite":
+                    _sqlite_migrate(connection, revision)
+                else:
+                    with connection.begin():
+                        command.upgrade(_alembic_config(connection), revision)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot migrate the hub database: {_reason(exc)}") from exc
         log.info("hub store at revision %s (%s)", self.revision(), self.backend)
@@ -173,6 +177,25 @@ def _sqlite_transactions(engine: Engine, *, wal: bool) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_migrate(connection: Any, revision: str) -> None:
+    """Migrate SQLite with foreign keys off, as SQLite's own procedure for schema changes requires
+    (sqlite.org/lang_altertable.html, "Making Other Kinds Of Table Schema Changes"): a batch migration
+    re-creates a table, and dropping a table others point at fails with them on. Before committing,
+    ``PRAGMA foreign_key_check`` must find no dangling reference, or nothing is migrated."""
+    from alembic import command
+
+    raw = connection.connection.dbapi_connection
+    raw.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction, so before BEGIN
+    try:
+        with connection.begin():
+            command.upgrade(_alembic_config(connection), revision)
+            dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if dangling:
+                raise StoreError(f"migrating would leave dangling references: {dangling[:3]}")
+    finally:
+        raw.execute("PRAGMA foreign_keys = ON")
 
 
 def _alembic_config(connection: Any) -> Any:

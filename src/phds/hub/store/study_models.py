@@ -37,6 +37,7 @@ STUDY_STATES = (
     "partially_completed",
     "rejected",
     "failed",
+    "cancelled",
 )
 ACTIVE_STUDY_STATES = ("submitted", "awaiting_approval", "running")
 TASK_STATES = ("queued", "leased", "parked", "done", "cancelled")

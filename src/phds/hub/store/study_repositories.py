@@ -162,6 +162,15 @@ class TaskRepo:
             query = query.where(TaskRow.round == round_no)
         return list(self.session.scalars(query.order_by(TaskRow.created_at)).unique())
 
+    def of_node(self, node_id: uuid.UUID, task_ids: Sequence[uuid.UUID]) -> list[TaskRow]:
+        """Those of *task_ids* that are *node_id*'s tasks."""
+        if not task_ids:
+            return []
+        query = (
+            select(TaskRow).where(TaskRow.node_id == node_id, TaskRow.id.in_(task_ids)).options(*_TASK_ONLY)
+        )
+        return list(self.session.scalars(query).unique())
+
     def cancel_open(
         self, study_id: uuid.UUID, now: datetime, organisation_id: uuid.UUID | None = None
     ) -> int:
