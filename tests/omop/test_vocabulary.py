@@ -143,7 +143,7 @@ def test_load_into_store_and_query_asthma_descendants(store: CdmStore) -> None:
     assert set(found["concept_id"]) == {c.ASTHMA, *c.ASTHMA_SUBTYPES}
     assert "Childhood asthma" in set(found["concept_name"])
     visits = concept.filter(concept.domain_id == "Visit").count().execute()
-    assert int(visits) == 3
+    assert int(visits) == 4  # inpatient, outpatient, emergency, intensive care
 
     with pytest.raises(Conflict, match="already holds"):
         load_vocabulary(store)
