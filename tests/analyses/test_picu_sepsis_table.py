@@ -98,7 +98,7 @@ def _pooled(tables: list[pd.DataFrame]) -> pd.DataFrame:
 
 def test_case_mix_differs_but_the_sepsis_model_is_shared(tables: list[pd.DataFrame]) -> None:
     general, tertiary, _respiratory = tables
-    assert len(tertiary) > 2.5 * len(general)  # admission rate 4% against 1%
+    assert len(tertiary) > 2 * len(general)  # admission rate 4% against 1.5%
     assert tertiary["sepsis"].mean() > general["sepsis"].mean() + 0.08  # sicker admissions
     assert tertiary["lactate"].mean() > general["lactate"].mean()
     for table in tables:  # each hospital's own fit is compatible with the one shared truth

@@ -19,7 +19,7 @@ from phds.omop.simulator.casemix import PROFILES, HospitalProfile
 from phds.omop.simulator.chunk import IdCounter, build_chunk
 from phds.omop.vocabulary import concepts as c
 
-N = 12_000
+N = 10_000
 #: Plausible recorded ranges (clinical limits of survivable physiology, wider than any normal range).
 PLAUSIBLE = {
     c.HEART_RATE: (40, 250, c.UNIT_PER_MINUTE),
@@ -34,7 +34,8 @@ PLAUSIBLE = {
 
 @pytest.fixture(scope="module")
 def hospitals(tmp_path_factory: pytest.TempPathFactory) -> list[HospitalResult]:
-    return generate(tmp_path_factory.mktemp("picu-sim"), hospitals=3, patients=N, seed=21, chunk_size=7_000)
+    """The general hospital and the tertiary centre, 10,000 children each in two chunks."""
+    return generate(tmp_path_factory.mktemp("picu-sim"), hospitals=2, patients=N, seed=21, chunk_size=6_000)
 
 
 def rows(result: HospitalResult, sql: str) -> list[tuple[object, ...]]:
@@ -129,12 +130,15 @@ def test_admission_values_follow_the_cited_age_references(hospitals: list[Hospit
     infants, teens = age < 1, age >= 12
     assert np.median(hr[infants]) > np.median(hr[teens]) + 30
     assert np.median(rr[infants]) > 1.8 * np.median(rr[teens])
-    limit = np.zeros_like(age)
-    for lo, hi, tachycardia, _rr, _wbc in pt.SIRS_LIMITS:
-        limit[(age >= lo) & (age < hi)] = tachycardia
-    known = limit > 0
-    above = hr > limit
-    assert above[known & (sepsis == 1)].mean() > above[known & (sepsis == 0)].mean()
+    hr_limit, rr_limit = np.zeros_like(age), np.zeros_like(age)
+    for lo, hi, tachycardia, tachypnoea, _wbc, _sbp in pt.SIRS_LIMITS:
+        band = (age >= lo) & (age < hi)
+        hr_limit[band], rr_limit[band] = tachycardia, tachypnoea
+    assert (hr_limit > 0).all()  # the bands cover 0-18 years
+    septic = sepsis == 1
+    for value, limit in ((hr, hr_limit), (rr, rr_limit)):
+        above = value > limit
+        assert above[septic].mean() > above[~septic].mean()
 
 
 def test_case_mix_of_intensive_care_differs_between_hospitals(hospitals: list[HospitalResult]) -> None:
@@ -145,7 +149,7 @@ def test_case_mix_of_intensive_care_differs_between_hospitals(hospitals: list[Ho
     )
     ((general_rate, general_sepsis),) = rows(hospitals[0], share)
     ((tertiary_rate, tertiary_sepsis),) = rows(hospitals[1], share)
-    assert float(tertiary_rate) > 2.5 * float(general_rate)  # type: ignore[arg-type]
+    assert float(tertiary_rate) > 2 * float(general_rate)  # type: ignore[arg-type]  # 4% against 1.5%
     assert float(tertiary_sepsis) > float(general_sepsis)  # type: ignore[arg-type]
     mixes = [p.picu for p in PROFILES]
     assert len({(m.rate, m.severity_mean, m.infant_share) for m in mixes}) == len(mixes)

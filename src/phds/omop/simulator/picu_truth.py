@@ -16,8 +16,8 @@ Age-appropriate normal values (what a child with no physiological derangement sh
 
 - heart rate and respiratory rate medians by age: Fleming et al. 2011, Lancet 377:1011 (centiles from
   69 studies). The abstract gives heart rate 127/min at birth, a peak of 145 at about 1 month and 113 by
-  2 years; respiratory rate 44/min at birth and 26 at 2 years. Later knots are read from its centile
-  chart (web table) and rounded;
+  2 years; respiratory rate 44/min at birth and 26 at 2 years. The knots after 2 years are this
+  module's own round values, falling to adolescent levels as the paper's charts do (not read off them);
 - systolic blood pressure: the APLS rule of thumb, median ≈ 90 + 2 × age in years from 1 to 10 years
   (Advanced Life Support Group, APLS), and lower in infants;
 - white cell count: below the upper limits of the International Pediatric Sepsis Consensus (Goldstein
@@ -79,15 +79,17 @@ SYSTOLIC_BP_MEDIAN = ((0.0, 70.0), (1.0, 92.0), (10.0, 110.0), (18.0, 118.0))
 #: White cell count median by age, (years, 10^3/µL): below the Goldstein 2005 upper limits.
 WBC_MEDIAN = ((0.0, 12.0), (1.0, 10.0), (6.0, 8.0), (18.0, 7.0))
 
-#: Goldstein et al. 2005, table 3: (age from, age to in years, tachycardia > /min, tachypnoea > /min,
-#: WBC > 10^3/µL). Used by the tests: children without derangement sit mostly inside these limits.
+#: Goldstein et al. 2005, table 3 (age-specific vital signs and laboratory variables): (age from, age to
+#: in years, tachycardia > /min, tachypnoea > /min, leukocytosis > 10^3/µL, hypotension: systolic < mmHg).
+#: The bands are 0–1 week, 1 week–1 month, 1 month–1 year, >1–5 years, >5–12 years and >12–<18 years,
+#: here in completed years. Used by the tests: sepsis admissions exceed these limits more often.
 SIRS_LIMITS = (
-    (0.0, 1 / 52, 180, 50, 34.0),
-    (1 / 52, 1 / 12, 180, 40, 19.5),
-    (1 / 12, 1.0, 180, 34, 17.5),
-    (2.0, 6.0, 140, 22, 15.5),
-    (6.0, 13.0, 130, 18, 13.5),
-    (13.0, 18.0, 110, 14, 11.0),
+    (0.0, 7 / 365.25, 180, 50, 34.0, 59),
+    (7 / 365.25, 1 / 12, 180, 40, 19.5, 79),
+    (1 / 12, 1.0, 180, 34, 17.5, 75),
+    (1.0, 6.0, 140, 22, 15.5, 74),
+    (6.0, 13.0, 130, 18, 13.5, 83),
+    (13.0, 18.0, 110, 14, 11.0, 90),
 )
 
 
