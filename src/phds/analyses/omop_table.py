@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GROUND_TRUTH_TABLE",
+    "PICU_SEPSIS_TABLE",
     "check_table_at_hub",
     "cohort_definition",
     "omop_analysis_table",
@@ -93,6 +94,50 @@ GROUND_TRUTH_TABLE: dict[str, Any] = {
             "concepts": [c.INPATIENT_VISIT],
             "window": {"start": 1, "end": 365},
             "visit": {"condition": {"concepts": [c.ASTHMA]}},
+        },
+    ],
+}
+
+#: (column, measurement concept, unit concept) of the PICU admission values, as the simulator records them.
+_PICU_MEASUREMENTS: tuple[tuple[str, int, int], ...] = (
+    ("heart_rate", c.HEART_RATE, c.UNIT_PER_MINUTE),
+    ("respiratory_rate", c.RESPIRATORY_RATE, c.UNIT_PER_MINUTE),
+    ("temperature", c.BODY_TEMPERATURE, c.UNIT_DEGREE_CELSIUS),
+    ("systolic_bp", c.SYSTOLIC_BLOOD_PRESSURE, c.UNIT_MM_HG),
+    ("lactate", c.LACTATE_BLOOD, c.UNIT_MMOL_PER_L),
+    ("wbc", c.LEUKOCYTES, c.UNIT_THOUSAND_PER_UL),
+    ("crp", c.C_REACTIVE_PROTEIN, c.UNIT_MG_PER_L),
+)
+#: The second ground truth of docs/ground-truth.md ("PICU sepsis"): a child's first intensive-care
+#: admission (with 2 days of observation after it), age, the seven values measured in that visit on the
+#: admission day, and ``sepsis`` (1: sepsis recorded in the visit from the admission day to day 2). A
+#: logistic GLM of ``sepsis`` on ``age_years + heart_rate + respiratory_rate + temperature + systolic_bp +
+#: lactate + wbc + crp`` recovers ``phds.omop.simulator.picu_truth.COEFFICIENTS`` in every hospital.
+PICU_SEPSIS_TABLE: dict[str, Any] = {
+    "cohort": {
+        "entry": {"visit": {"concepts": [c.INTENSIVE_CARE_VISIT]}},
+        "observation_window": {"prior": 0, "post": 2},
+    },
+    "covariates": [
+        {"name": "age_years", "kind": "age", "unit": "decimal_years"},
+        *(
+            {
+                "name": name,
+                "kind": "measurement",
+                "concepts": [concept],
+                "units": [unit],
+                "window": {"start": 0, "end": 0},
+                "visit": {"concepts": [c.INTENSIVE_CARE_VISIT]},
+                "value": "earliest",
+            }
+            for name, concept, unit in _PICU_MEASUREMENTS
+        ),
+        {
+            "name": "sepsis",
+            "kind": "condition",
+            "concepts": [c.SEPSIS],
+            "window": {"start": 0, "end": 2},
+            "visit": {"concepts": [c.INTENSIVE_CARE_VISIT]},
         },
     ],
 }

@@ -339,10 +339,12 @@ def run_federation(
     *,
     policy: Policy | None = None,
     folder: Path | None = None,
+    omop: Mapping[str, Mapping[str, str]] | None = None,
     **options: Any,
 ) -> FederationRun:
-    """Run one study over hospitals given as ``{hospital: {dataset: CSV or Parquet path}}``."""
-    with Federation(tables, policy=policy, folder=folder) as federation:
+    """Run one study over hospitals given as ``{hospital: {dataset: CSV or Parquet path}}`` and/or
+    ``omop={hospital: {source: store URL}}`` (e.g. ``{"h1": {"cdm": "duckdb:///h1.duckdb"}}``)."""
+    with Federation(tables, policy=policy, omop=omop or {}, folder=folder) as federation:
         return federation.run(analysis, params, **options)
 
 

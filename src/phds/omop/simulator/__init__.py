@@ -1,9 +1,10 @@
 """Simulated (fake) paediatric hospitals as OMOP CDM v5.4: ``generate(out, hospitals=3, seed=1)``.
 
 Each hospital gets its own CDM (a DuckDB file or a CSV folder) with children 0–17 years old at
-:data:`REFERENCE_DATE`, a case mix from :mod:`.casemix`, the shipped vocabulary subset and a planted
-ground truth (:mod:`.truth`, docs/ground-truth.md). Children are generated in chunks with vectorised
-numpy and streamed to the output, so memory stays bounded.
+:data:`REFERENCE_DATE`, a case mix from :mod:`.casemix`, the shipped vocabulary subset and two planted
+ground truths (asthma admissions, :mod:`.truth`; PICU sepsis, :mod:`.picu_truth`; docs/ground-truth.md).
+Children are generated in chunks with vectorised numpy and streamed to the output, so memory stays
+bounded.
 
 Reproducibility: hospital *h*, chunk *c* draws from ``SeedSequence(seed, spawn_key=(h, c))``, so the
 same seed and chunk size give byte-identical CSV output, and adding hospitals never changes the

@@ -15,6 +15,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from phds.omop.simulator.picu_truth import PicuMix
+
 #: Live births that are male: 105 boys per 100 girls (ONS, Births in England and Wales 2021).
 MALE_SHARE = 0.512
 #: Children are 0–17 at the reference date, so births span 18 years.
@@ -249,6 +251,8 @@ class HospitalProfile:
     visit_rr: float = 1.0
     #: share of patients first seen after birth (referrals, families who moved in)
     late_entry: float = 0.3
+    #: intensive-care case mix (the PICU sepsis ground truth, picu_truth)
+    picu: PicuMix = field(default_factory=PicuMix)
 
     def rr(self, key: str) -> float:
         return self.condition_rr.get(key, 1.0)
@@ -262,6 +266,7 @@ PROFILES: tuple[HospitalProfile, ...] = (
         "Northbridge",
         {"bronchiolitis": 1.3, "otitis_media": 1.3, "all": 0.3, "chd": 0.7, "cystic_fibrosis": 0.5},
         late_entry=0.2,
+        picu=PicuMix(rate=0.015, severity_mean=0.5, severity_sd=0.9, infant_share=0.2),
     ),
     HospitalProfile(
         "central-tertiary",
@@ -272,6 +277,7 @@ PROFILES: tuple[HospitalProfile, ...] = (
         inpatient_rr=1.6,
         visit_rr=1.2,
         late_entry=0.6,
+        picu=PicuMix(rate=0.04, severity_mean=1.3, severity_sd=1.2, infant_share=0.3),
     ),
     HospitalProfile(
         "west-respiratory",
@@ -280,6 +286,7 @@ PROFILES: tuple[HospitalProfile, ...] = (
         "Westhaven",
         {"cystic_fibrosis": 10.0, "asthma": 1.8, "bronchiolitis": 1.5, "all": 0.3},
         late_entry=0.5,
+        picu=PicuMix(rate=0.02, severity_mean=0.9, severity_sd=1.0, infant_share=0.3),
     ),
     HospitalProfile(
         "south-neonatal",
@@ -288,6 +295,7 @@ PROFILES: tuple[HospitalProfile, ...] = (
         "Southport",
         {"prematurity": 2.5, "chd": 1.5, "bronchiolitis": 1.2, "all": 0.3},
         late_entry=0.1,
+        picu=PicuMix(rate=0.025, severity_mean=1.0, severity_sd=1.0, infant_share=0.6),
     ),
     HospitalProfile(
         "east-neuro-endocrine",
@@ -296,6 +304,7 @@ PROFILES: tuple[HospitalProfile, ...] = (
         "Eastfield",
         {"epilepsy": 3.0, "adhd": 2.0, "type1_diabetes": 2.5, "all": 0.5},
         late_entry=0.5,
+        picu=PicuMix(rate=0.015, severity_mean=0.7, severity_sd=1.0, infant_share=0.2),
     ),
 )
 
@@ -319,6 +328,7 @@ def hospital_profiles(n: int) -> list[HospitalProfile]:
                     base.inpatient_rr,
                     base.visit_rr,
                     base.late_entry,
+                    base.picu,
                 )
             )
     return out

@@ -41,13 +41,17 @@ from phds.omop.simulator.growth_measurements import (
     hba1c_at,
     sweat_test_at,
 )
+from phds.omop.simulator.picu import PICU_ROLE, draw_picu, picu_measurements
+from phds.omop.simulator.picu_truth import MEASURED as PICU_KINDS
 from phds.omop.simulator.population import Population, make_population
 from phds.paediatrics.growth import sds_from_value
 
 IntArray = npt.NDArray[np.int64]
 
 #: care_site_id of the outpatient clinics, the emergency department and the wards of every hospital
-CARE_SITE_BY_VISIT = {codes.OUTPATIENT: 1, codes.EMERGENCY: 2, codes.INPATIENT: 3}
+CARE_SITE_BY_VISIT = {codes.OUTPATIENT: 1, codes.EMERGENCY: 2, codes.INPATIENT: 3, codes.INTENSIVE_CARE: 4}
+#: Measurement kinds: growth, HbA1c and sweat test, then the PICU admission values.
+ALL_KINDS = (*KINDS, *PICU_KINDS)
 #: Share of outpatient visits with growth measured (every admission is measured; emergency visits
 #: record a weight for dosing 70% of the time).
 P_MEASURED_OUTPATIENT = 0.5
@@ -100,6 +104,7 @@ def build_chunk(
     ids: IdCounter,
 ) -> dict[str, pa.Table]:
     """Generate *n* children and everything recorded about them, as CDM tables."""
+    picu_rng = rng.spawn(1)[0]  # spawning draws nothing from rng: the other rows are as without PICU
     pop = make_population(rng, n, first_person_id, profile, reference)
     latent = draw_latent(rng, n)
     visits = clip_to_observation(base_visits(rng, pop, profile), pop)
@@ -110,6 +115,11 @@ def build_chunk(
     outcome = clip_to_observation(outcome, pop)
     meas.append(_measure(rng, pop, latent, outcome, visits.size))
     visits = Visits.concat([visits, outcome])
+    # Ground truth 2: PICU admissions, their admission values and sepsis (picu_truth).
+    picu = draw_picu(picu_rng, pop, profile.picu)
+    meas.append(picu_measurements(picu, visits.size, len(KINDS)))
+    picu_first_row = visits.size
+    visits = Visits.concat([visits, picu.visits])
     m = Measurements.concat(meas)
 
     order = np.lexsort((visits.start, visits.pidx))
@@ -119,7 +129,9 @@ def build_chunk(
     m.visit_row = rank[m.visit_row]
     visit_id = ids.take("visit_occurrence", visits.size)
 
-    conditions = conditions_at(visits, pop)
+    conditions = Events.concat(
+        [conditions_at(visits, pop), _sepsis(picu.sepsis_day, rank, picu_first_row, visits)]
+    )
     drugs = drugs_at(rng, visits, pop, ics_drug)
     procedures = procedures_at(rng, visits)
     return _tables(pop, visits, visit_id, conditions, drugs, procedures, m, ids)
@@ -183,6 +195,23 @@ def _ground_truth(
     choice = ics_concepts[rng.integers(0, len(ics_concepts), who.shape[0])]
     ics_drug[who] = np.where(ics > 0, choice, 0)
     return outcome, ics_drug
+
+
+def _sepsis(sepsis_day: IntArray, rank: IntArray, first_row: int, v: Visits) -> Events:
+    """Sepsis records at the PICU visits (rows *first_row* … before sorting) that have one."""
+    has = np.flatnonzero(sepsis_day >= 0)
+    rows = rank[first_row + has]
+    assert (v.role[rows] == PICU_ROLE).all()
+    start = v.start[rows] + sepsis_day[has]
+    n = rows.shape[0]
+    return Events(
+        v.pidx[rows],
+        rows,
+        np.full(n, codes.SEPSIS, np.int64),
+        start,
+        np.full(n, -1, np.int64),
+        np.zeros(n, np.int64),
+    )
 
 
 def _tables(
@@ -325,10 +354,10 @@ def _take(e: Events, order: npt.NDArray[np.intp]) -> Events:
 
 
 def _measurement_table(pop: Population, m: Measurements, visit_id: IntArray, ids: IdCounter) -> pa.Table:
-    order = np.argsort(m.visit_row * 8 + m.kind, kind="stable")
+    order = np.argsort(m.visit_row * 16 + m.kind, kind="stable")
     kinds = m.kind[order]
-    concept = np.array([codes.MEASUREMENT[k][0] for k in KINDS], dtype=np.int64)[kinds]
-    unit = np.array([codes.MEASUREMENT[k][1] for k in KINDS], dtype=np.int64)[kinds]
+    concept = np.array([codes.MEASUREMENT[k][0] for k in ALL_KINDS], dtype=np.int64)[kinds]
+    unit = np.array([codes.MEASUREMENT[k][1] for k in ALL_KINDS], dtype=np.int64)[kinds]
     n = order.shape[0]
     return arrow_table(
         "measurement",

@@ -21,6 +21,9 @@ FEMALE = v.FEMALE
 INPATIENT = v.INPATIENT_VISIT
 OUTPATIENT = v.OUTPATIENT_VISIT
 EMERGENCY = v.EMERGENCY_ROOM_VISIT
+INTENSIVE_CARE = v.INTENSIVE_CARE_VISIT
+#: The PICU ground truth's outcome (picu_truth), recorded at the PICU visit.
+SEPSIS = v.SEPSIS
 EHR = v.TYPE_EHR
 OBSERVATION_PERIOD_TYPE = v.TYPE_EHR_EPISODE_RECORD
 CDM_VERSION_CONCEPT = v.CDM_VERSION_5_4
@@ -80,6 +83,14 @@ MEASUREMENT: dict[str, tuple[int, int]] = {
     "ofc": (v.HEAD_CIRCUMFERENCE, v.UNIT_CM),
     "hba1c": (v.HBA1C, v.UNIT_PERCENT),
     "sweat_test": (v.CF_SWEAT_TEST, v.UNIT_MMOL_PER_L),
+    # PICU admission values (picu_truth.MEASURED)
+    "heart_rate": (v.HEART_RATE, v.UNIT_PER_MINUTE),
+    "respiratory_rate": (v.RESPIRATORY_RATE, v.UNIT_PER_MINUTE),
+    "temperature": (v.BODY_TEMPERATURE, v.UNIT_DEGREE_CELSIUS),
+    "systolic_bp": (v.SYSTOLIC_BLOOD_PRESSURE, v.UNIT_MM_HG),
+    "lactate": (v.LACTATE_BLOOD, v.UNIT_MMOL_PER_L),
+    "wbc": (v.LEUKOCYTES, v.UNIT_THOUSAND_PER_UL),
+    "crp": (v.C_REACTIVE_PROTEIN, v.UNIT_MG_PER_L),
 }
 
 #: Vocabulary constant names the generator would use but the shipped subset lacks.
@@ -95,7 +106,18 @@ MISSING: tuple[str, ...] = tuple(
 
 def all_concept_ids() -> set[int]:
     """Every concept id the generator can write (the tests check each is in the shipped vocabulary)."""
-    ids = {MALE, FEMALE, INPATIENT, OUTPATIENT, EMERGENCY, EHR, OBSERVATION_PERIOD_TYPE, CDM_VERSION_CONCEPT}
+    ids = {
+        MALE,
+        FEMALE,
+        INPATIENT,
+        OUTPATIENT,
+        EMERGENCY,
+        INTENSIVE_CARE,
+        SEPSIS,
+        EHR,
+        OBSERVATION_PERIOD_TYPE,
+    }
+    ids.add(CDM_VERSION_CONCEPT)
     for table in (CONDITION, DRUG, PROCEDURE):
         ids |= {c for c in table.values() if c is not None}
     ids |= set(ICS)

@@ -18,6 +18,7 @@ _CARE_SITE_NAMES = {
     codes.OUTPATIENT: "Outpatient clinics",
     codes.EMERGENCY: "Children's emergency department",
     codes.INPATIENT: "Children's wards",
+    codes.INTENSIVE_CARE: "Paediatric intensive care unit",
 }
 
 
@@ -55,7 +56,7 @@ def site_tables(
                 "cdm_holder": ["PHDS synthetic paediatric hospital generator (no real patients)"],
                 "source_description": [
                     f"{profile.description} {patients} synthetic children aged 0-17 on {reference}, "
-                    f"seed {seed}. Ground truth: docs/ground-truth.md."
+                    f"seed {seed}. Ground truths (asthma admissions, PICU sepsis): docs/ground-truth.md."
                 ],
                 "source_documentation_reference": ["docs/howto/simulate-hospitals.md"],
                 "cdm_etl_reference": ["phds simulate"],

@@ -68,6 +68,7 @@ RSV_BRONCHIOLITIS = 4237921  # "Respiratory syncytial virus bronchiolitis"
 ACUTE_RSV_BRONCHIOLITIS = 254058  # "Acute bronchiolitis due to respiratory syncytial virus"
 ACUTE_LYMPHOBLASTIC_LEUKAEMIA = 134305  # OMOP name "Acute lymphoid leukemia"
 ACUTE_LYMPHOID_LEUKEMIA = ACUTE_LYMPHOBLASTIC_LEUKAEMIA
+SEPSIS = 132797
 
 # --- Drugs (RxNorm ingredients, standard) ----------------------------------------------------------
 ALBUTEROL = 1154343  # salbutamol
@@ -101,6 +102,9 @@ FEV1_FVC = 3011505
 BODY_TEMPERATURE = 3020891
 HEART_RATE = 3027018
 RESPIRATORY_RATE = 3024171
+SYSTOLIC_BLOOD_PRESSURE = 3004249
+C_REACTIVE_PROTEIN = 3020460  # mass/volume in serum or plasma
+LACTATE_BLOOD = 3047181  # moles/volume in blood
 OXYGEN_SATURATION_PULSE_OXIMETRY = 40762499
 SPIROMETRY = 4133840  # SNOMED, Measurement domain
 CF_SWEAT_TEST = 4314290  # SNOMED, Measurement domain
@@ -122,11 +126,14 @@ UNIT_MMOL_PER_L = 8753
 UNIT_PER_MINUTE = 8541
 UNIT_DEGREE_CELSIUS = 586323
 UNIT_THOUSAND_PER_UL = 8848
+UNIT_MM_HG = 8876
+UNIT_MG_PER_L = 8751
 
 # --- Visits, gender, type and metadata concepts ----------------------------------------------------
 INPATIENT_VISIT = 9201
 OUTPATIENT_VISIT = 9202
 EMERGENCY_ROOM_VISIT = 9203
+INTENSIVE_CARE_VISIT = 32037
 MALE = 8507
 FEMALE = 8532
 TYPE_EHR = 32817  # record type for EHR-derived rows (visits, conditions, drugs, measurements, death)
@@ -193,6 +200,7 @@ _CONCEPTS: tuple[Concept, ...] = (
         ACUTE_RSV_BRONCHIOLITIS, "Acute bronchiolitis due to respiratory syncytial virus", "195739001"
     ),
     _condition(ACUTE_LYMPHOBLASTIC_LEUKAEMIA, "Acute lymphoid leukemia", "91857003"),
+    _condition(SEPSIS, "Sepsis", "91302008"),
     _ingredient(ALBUTEROL, "albuterol", "435"),
     _ingredient(BUDESONIDE, "budesonide", "19831"),
     _ingredient(FLUTICASONE, "fluticasone", "41126"),
@@ -220,6 +228,9 @@ _CONCEPTS: tuple[Concept, ...] = (
     _measurement(BODY_TEMPERATURE, "Body temperature", "8310-5"),
     _measurement(HEART_RATE, "Heart rate", "8867-4"),
     _measurement(RESPIRATORY_RATE, "Respiratory rate", "9279-1"),
+    _measurement(SYSTOLIC_BLOOD_PRESSURE, "Systolic blood pressure", "8480-6"),
+    _measurement(C_REACTIVE_PROTEIN, "C reactive protein [Mass/volume] in Serum or Plasma", "1988-5", _LT),
+    _measurement(LACTATE_BLOOD, "Lactate [Moles/volume] in Blood", "32693-4", _LT),
     _measurement(
         OXYGEN_SATURATION_PULSE_OXIMETRY, "Oxygen saturation in Arterial blood by Pulse oximetry", "59408-5"
     ),
@@ -246,9 +257,12 @@ _CONCEPTS: tuple[Concept, ...] = (
     _unit(UNIT_PER_MINUTE, "per minute", "/min"),
     _unit(UNIT_DEGREE_CELSIUS, "degree Celsius", "Cel"),
     _unit(UNIT_THOUSAND_PER_UL, "thousand per microliter", "10*3/uL"),
+    _unit(UNIT_MM_HG, "millimeter mercury column", "mm[Hg]"),
+    _unit(UNIT_MG_PER_L, "milligram per liter", "mg/L"),
     Concept(INPATIENT_VISIT, "Inpatient Visit", "Visit", "Visit", "Visit", "IP"),
     Concept(OUTPATIENT_VISIT, "Outpatient Visit", "Visit", "Visit", "Visit", "OP"),
     Concept(EMERGENCY_ROOM_VISIT, "Emergency Room Visit", "Visit", "Visit", "Visit", "ER"),
+    Concept(INTENSIVE_CARE_VISIT, "Intensive Care", "Visit", "Visit", "Visit", "OMOP4822460"),
     Concept(MALE, "MALE", "Gender", "Gender", "Gender", "M"),
     Concept(FEMALE, "FEMALE", "Gender", "Gender", "Gender", "F"),
     Concept(
