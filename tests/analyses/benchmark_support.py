@@ -17,11 +17,13 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pytest
 
 from phds.analyses.omop_table import GROUND_TRUTH_TABLE
 from phds.analyses.tables import TableSpec, analysis_table
 from phds.omop.simulator import generate
 from phds.omop.vocabulary import concepts as c
+from phds.protocol.studies import StudyView
 from phds.sources import NodeData
 
 SEED, PATIENTS, HOSPITALS = 3, 6000, 5
@@ -74,3 +76,32 @@ def pooled_rows(data: dict[str, NodeData], table: dict[str, Any], variables: lis
         frame = analysis_table(node, spec, variables).to_pandas()[variables].dropna()
         frames.append(frame.assign(hospital=name))
     return pd.concat(frames, ignore_index=True)
+
+
+REQUESTER = "acme-pharma"  # the organisation of tests/sdk/stats_support.finished_view
+
+
+@pytest.fixture(scope="session")
+def benchmark_view(tmp_path_factory: pytest.TempPathFactory) -> StudyView:
+    """A finished benchmarking study as the hub returns it: five simulated hospitals with default policies,
+    except that the first belongs to the requester (``own_organisations``), so it alone is named."""
+    from phds.analyses.testing import Federation, everything_auto, node_runtime
+    from phds.node.policy import BenchmarkingSettings
+
+    from ..sdk.stats_support import finished_view
+
+    folder = tmp_path_factory.mktemp("bench-view")
+    cdms = simulate(folder / "cdm")
+    own = next(iter(cdms))
+    runtimes = {}
+    for slug, path in cdms.items():
+        settings = BenchmarkingSettings(own_organisations=[REQUESTER] if slug == own else [])
+        policy = everything_auto().model_copy(update={"benchmarking": settings})
+        runtimes[slug] = node_runtime(slug, folder / slug, omop={"cdm": f"duckdb:///{path}"}, policy=policy)
+    try:
+        run = Federation(runtimes=runtimes).run("benchmarking.indicators", BINARY, requester=REQUESTER)
+    finally:
+        for runtime in runtimes.values():
+            runtime.close()
+    assert run.result is not None, (run.error, run.refused)
+    return finished_view("benchmarking.indicators", BINARY, run.result, run.notes, tuple(cdms))

@@ -19,8 +19,8 @@ import pytest
 
 from phds.analyses import get_analysis
 from phds.analyses.benchmarking import LAST_BETA
-from phds.analyses.context import DictMemory
 from phds.analyses.benchmarking_result import indicator_result, labels, pseudonyms
+from phds.analyses.context import DictMemory
 from phds.analyses.testing import Federation, everything_auto
 from phds.errors import DisclosureRefused, InputError, SignatureInvalid
 from phds.node.policy import BenchmarkingSettings, Policy
@@ -110,11 +110,20 @@ def test_a_requester_cannot_ask_for_names_in_the_parameters() -> None:
 
 def _payload(allow: bool, own: bool = False, expected: float = 10.0, n: int = 100) -> ReleasePayload:
     cells = dc.protect_breakdown({"event": 12, "no_event": n - 12}, 5, release_zero=True)
-    fit = ReleasedModel(n_obs=dc.release_count(n, 5, release_zero=True), n_params=1, values={"expected": expected})
+    fit = ReleasedModel(
+        n_obs=dc.release_count(n, 5, release_zero=True), n_params=1, values={"expected": expected}
+    )
     naming = ReleasedNaming(allow_names=allow, requester_is_own=own)
     return ReleasePayload.model_validate(
-        {"analysis": "benchmarking.indicators", "min_cell_count": 5,
-         "values": {"expected": fit.model_dump(), "observed": cells.model_dump(), "naming": naming.model_dump()}}
+        {
+            "analysis": "benchmarking.indicators",
+            "min_cell_count": 5,
+            "values": {
+                "expected": fit.model_dump(),
+                "observed": cells.model_dump(),
+                "naming": naming.model_dump(),
+            },
+        }
     )
 
 
@@ -133,8 +142,16 @@ def test_a_hub_claiming_consent_in_the_round_state_changes_nothing() -> None:
 def test_a_hub_flipping_a_nodes_consent_breaks_the_nodes_signature() -> None:
     key = KeyPair.generate()
     envelope = seal(
-        _payload(False).model_dump(mode="json"), key=key, study_id="s", task_id="t", hospital="h2",
-        round=9, analysis="benchmarking.indicators", analysis_version="1", audit_seq=1, audit_hash="0" * 64,
+        _payload(False).model_dump(mode="json"),
+        key=key,
+        study_id="s",
+        task_id="t",
+        hospital="h2",
+        round=9,
+        analysis="benchmarking.indicators",
+        analysis_version="1",
+        audit_seq=1,
+        audit_hash="0" * 64,
         state=STATE,
     )
     pinned = {"h2": key.public_key_b64}

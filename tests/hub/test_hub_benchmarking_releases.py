@@ -12,8 +12,13 @@ from phds.hub.testing import study_spec
 
 pytestmark = pytest.mark.usefixtures("network")
 
-PARAMS = {"table": {"dataset": "admissions"}, "indicator": "length of stay", "outcome": "los_days",
-          "outcome_type": "continuous", "risk_factors": ["age_years"]}
+PARAMS = {
+    "table": {"dataset": "admissions"},
+    "indicator": "length of stay",
+    "outcome": "los_days",
+    "outcome_type": "continuous",
+    "risk_factors": ["age_years"],
+}
 
 
 def _releases(network: Any, study_id: str, actor: str) -> Any:

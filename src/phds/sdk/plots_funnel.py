@@ -39,7 +39,7 @@ def _grid(values: list[float]) -> np.ndarray:
 
 
 def _points(ax: Axes, rows: list[dict[str, Any]], x_key: str, y_key: str) -> None:
-    for row in rows:
+    for i, row in enumerate(sorted(rows, key=lambda r: float(r.get(x_key) or 0))):
         x, y = row.get(x_key), row.get(y_key)
         if x is None or y is None:
             continue
@@ -49,7 +49,7 @@ def _points(ax: Axes, rows: list[dict[str, Any]], x_key: str, y_key: str) -> Non
             str(row["hospital"]),
             (float(x), float(y)),
             textcoords="offset points",
-            xytext=(5, 4),
+            xytext=(5, 4 if i % 2 == 0 else -11),  # alternate sides: neighbours do not overlap
             fontsize=8,
             color=colour,
         )
