@@ -165,7 +165,8 @@ class Client(StatsMethods, BenchmarkMethods):
         With *check_signatures* (the default) every release of the study must carry a valid signature of
         its node's key as the hub pinned it (:class:`~phds.errors.SignatureInvalid` otherwise); :meth:`verify`
         also recomputes the result from them. :class:`~phds.errors.Conflict` if the study is not finished or
-        ended without a result.
+        ended without a result. A pseudonymised benchmarking result has no releases to check: the hub
+        withholds them, since each names its node (docs/howto/benchmarking.md).
         """
         view = self.wait(study_id, progress=progress) if wait else self.study(study_id)
         if view.result is None or not view.state.is_final:
@@ -173,7 +174,7 @@ class Client(StatsMethods, BenchmarkMethods):
                 raise Conflict(f"study {view.id} is {view.state.value}; it has no result yet (wait for it)")
             why = f": {view.error}" if view.error else ""
             raise Conflict(f"study {view.id} ended {view.state.value} without a result{why}")
-        if check_signatures:
+        if check_signatures and not releases_withheld(view):
             envelopes = self.releases(view.id)
             if envelopes:
                 if self._node_keys is None or any(e.hospital not in self._node_keys for e in envelopes):
@@ -329,3 +330,11 @@ def _id(study_id: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", study_id):
         raise InputError(f"not a study id: {study_id!r}", field="study_id")
     return study_id
+
+
+def releases_withheld(view: StudyView) -> bool:
+    """True when the hub withholds the study's per-hospital releases: a result under pseudonyms."""
+    from phds.analyses import get_analysis
+
+    analysis = get_analysis(view.spec.analysis.name, view.spec.analysis.version)
+    return analysis.pseudonymises_hospitals and (view.result or {}).get("names_disclosed") is not True
