@@ -73,7 +73,7 @@ def funnel_plot(result: BenchmarkResult) -> Figure:
     left.set_xlabel("Expected (E, from the federated risk model)")
     left.set_ylabel("Observed / expected")
     left.set_title("Risk-adjusted: O/E")
-    left.legend(loc="upper right", fontsize=8, frameon=False)
+    left.legend(loc="best", fontsize=8, frameon=False)
 
     sizes = [float(r["n"]) for r in rows if r.get("crude") is not None]
     n_grid = np.unique(np.round(_grid(sizes)).astype(int).clip(min=1))
