@@ -41,8 +41,12 @@ def test_client_benchmark_over_real_processes(network: LocalNetwork, tmp_path: P
     table = BINARY["table"]
     with network.client() as client:
         result = client.benchmark(
-            BINARY["indicator"], outcome="admitted", risk_factors=BINARY["risk_factors"], table=table,
-            hospitals=[h.name for h in network.hospitals], timeout=240,
+            BINARY["indicator"],
+            outcome="admitted",
+            risk_factors=BINARY["risk_factors"],
+            table=table,
+            hospitals=[h.name for h in network.hospitals],
+            timeout=240,
         )
         assert isinstance(result, BenchmarkResult)
         frame = result.to_frame()
