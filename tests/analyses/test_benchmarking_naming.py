@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from phds.analyses import get_analysis
+from phds.analyses.base import check_privacy_options
 from phds.analyses.benchmarking import LAST_BETA
 from phds.analyses.benchmarking_result import indicator_result, labels, pseudonyms
 from phds.analyses.context import DictMemory
@@ -99,6 +100,13 @@ def test_one_hospital_without_consent_keeps_every_hospital_pseudonymised(
     result = _run(_hospitals(make_hospital, cdms, policies))
     assert result["names_disclosed"] is False
     assert not any(s in json.dumps(result) for s in slugs)
+
+
+def test_benchmarking_refuses_dp_and_secure_aggregation() -> None:
+    analysis = get_analysis("benchmarking.indicators")
+    for option in ({"dp": True}, {"secure_aggregation": True}):  # per-hospital values are the point
+        with pytest.raises(InputError):
+            check_privacy_options(analysis, **option)
 
 
 def test_a_requester_cannot_ask_for_names_in_the_parameters() -> None:

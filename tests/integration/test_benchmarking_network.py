@@ -10,14 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from phds.demo.network import DemoHospital, LocalNetwork
-from phds.errors import DisclosureRefused
+from phds.errors import DisclosureRefused, SignatureInvalid
 from phds.omop.simulator import generate
 from phds.sdk.results_benchmark import BenchmarkResult
 
 from ..analyses.benchmark_support import BINARY
 from .conftest import running_network
+from .support import hub_store
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # ``benchmarks`` is a top-level package of the checkout
@@ -57,6 +59,34 @@ def test_client_benchmark_over_real_processes(network: LocalNetwork, tmp_path: P
             client.releases(result.study.id)  # the attack: map the pseudonyms back through the envelopes
     png = result.funnel_plot(tmp_path / "funnel.png")
     assert png is not None and (tmp_path / "funnel.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_hub_claiming_consent_it_does_not_have_is_caught(network: LocalNetwork) -> None:
+    """The attack: a compromised hub names the hospitals and says every one allowed it. Claiming
+    ``names_disclosed`` makes it serve the signed releases, and the result recomputed from their
+    (node-signed) consents differs from the one it reports."""
+    with network.client() as client:
+        result = client.benchmark(
+            BINARY["indicator"],
+            outcome="admitted",
+            risk_factors=BINARY["risk_factors"],
+            table=BINARY["table"],
+            hospitals=[h.name for h in network.hospitals],
+            timeout=240,
+        )
+    study_id = result.study.id
+    forged = dict(result.raw, names_disclosed=True)
+    names = sorted(h.name for h in network.hospitals)
+    forged["rows"] = [dict(row, hospital=name) for row, name in zip(result.raw["rows"], names, strict=True)]
+    with hub_store(network) as store, store.engine.begin() as con:
+        for key in (study_id, study_id.replace("-", "")):
+            con.execute(
+                text("UPDATE studies SET result = :r WHERE id = :id"), {"r": json.dumps(forged), "id": key}
+            )
+    with network.client() as client:
+        assert client.study(study_id).result["names_disclosed"] is True  # what the hub now claims
+        with pytest.raises(SignatureInvalid, match="differs from the one recomputed"):
+            client.verify(study_id)
 
 
 def test_the_benchmark_core_at_a_smoke_size(tmp_path: Path) -> None:
