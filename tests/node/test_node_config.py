@@ -16,7 +16,7 @@ from phds.node.config import (
     TrustSection,
     load_node_config,
 )
-from phds.node.policy import DifferentialPrivacy, DpRequirement, Policy, PolicyRule
+from phds.node.policy import BenchmarkingSettings, DifferentialPrivacy, DpRequirement, Policy, PolicyRule
 
 HOWTO = Path(__file__).resolve().parents[2] / "docs" / "howto" / "node-governance.md"
 
@@ -175,6 +175,7 @@ def test_unsafe_environment_value_is_refused(node_toml: Path, monkeypatch: pytes
         DifferentialPrivacy,
         DpRequirement,
         TrustSection,
+        BenchmarkingSettings,
     ],
 )
 def test_every_setting_is_documented_in_the_howto(model: type[NodeConfig]) -> None:

@@ -8,6 +8,7 @@ import phds.sdk
 def test_sdk_exports_are_exactly_the_public_api() -> None:
     assert sorted(phds.sdk.__all__) == [
         "Attribution",
+        "BenchmarkResult",
         "CharacterisationResult",
         "Client",
         "CoxResult",
@@ -33,4 +34,5 @@ def test_no_private_or_stray_public_names() -> None:
     modules.update({"plots_counts", "studyfile", "verify"})  # verify: the client's study verification
     modules.add("billing")  # client.applications, .quotes, .invoices and .billing
     modules.update({"result_registry", "http_errors"})  # result_for; the hub's errors as PhdsError
+    modules.update({"benchmark_methods", "results_benchmark", "plots_funnel"})  # client.benchmark
     assert public - modules == set(phds.sdk.__all__)

@@ -84,6 +84,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "compare": ["girls", "boys"],
     },
     "system.noop": {},
+    "benchmarking.indicators": {
+        "table": GROUND_TRUTH_TABLE,
+        "indicator": "asthma admission within a year",
+        "outcome": "admitted",
+        "outcome_type": "binary",
+        "risk_factors": ["age_years", "male"],
+        "coverage": 0.9,
+        "max_iter": 30,
+    },
 }
 
 

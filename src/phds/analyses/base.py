@@ -126,6 +126,9 @@ class Analysis(abc.ABC, Generic[P]):
     """True when its secure sum can carry distributed DP noise (each node a share)."""
     secure_aggregation_support: ClassVar[bool] = False
     """True when the analysis implements the three secure-sum hooks below (its combine is a sum)."""
+    pseudonymises_hospitals: ClassVar[bool] = False
+    """True when the result names hospitals by pseudonym (benchmarking): the hub then withholds the
+    study's per-hospital signed releases from the API unless the result says every hospital allowed names."""
 
     def parse_params(self, raw: Mapping[str, Any]) -> P:
         """Validate requester parameters; errors name the field as ``analysis.params.<path>``."""

@@ -70,8 +70,13 @@ def submit_and_wait(
 
 def verified(network: LocalNetwork, study_id: str) -> str:
     """What ``phds study verify`` says of *study_id*: signatures checked, result recomputed from them."""
+    from phds.errors import DisclosureRefused
+
     with network.client() as client:
-        return str(client.verify(study_id))
+        try:
+            return str(client.verify(study_id))
+        except DisclosureRefused as exc:  # a pseudonymised benchmarking result: its releases stay at the hub
+            return f"not verified: {exc.message}"
 
 
 def demo_spec(

@@ -179,6 +179,24 @@ class QueryBudget(_Strict):
     max_repeats: int | None = Field(None, ge=1, description="Studies with the identical query, at most.")
 
 
+class BenchmarkingSettings(_Strict):
+    """``[policy.benchmarking]``: how this hospital appears in benchmarking results (``benchmarking.*``).
+
+    By default a hospital is shown under a pseudonym to every requester except its own organisation; it is
+    named to all only when *every* participating hospital sets ``allow_names``. The gate releases these
+    two facts, read from this policy, in each benchmarking payload (signed by the node), so neither an
+    analysis nor the hub can claim a consent the hospital did not give.
+    """
+
+    allow_names: bool = Field(
+        False, description="Let benchmarking results name this hospital (only if every hospital allows)."
+    )
+    own_organisations: list[str] = Field(
+        default_factory=list,
+        description="Requesting organisations this hospital belongs to: their results name it to them.",
+    )
+
+
 class Policy(_Strict):
     """The ``[policy]`` table; :meth:`decide` answers one task request."""
 
@@ -196,6 +214,7 @@ class Policy(_Strict):
     design: DesignSettings = Field(default_factory=DesignSettings)
     query_budget: QueryBudget = Field(default_factory=QueryBudget)
     dp: DifferentialPrivacy = Field(default_factory=DifferentialPrivacy)
+    benchmarking: BenchmarkingSettings = Field(default_factory=BenchmarkingSettings)
     secure_aggregation: list[StudyMatch] = Field(
         default_factory=list,
         description="[[policy.secure_aggregation]]: studies that must combine by secure aggregation.",
@@ -329,6 +348,7 @@ __all__ = [
     "CATEGORIES",
     "SERVICE_TYPES",
     "ApprovalMode",
+    "BenchmarkingSettings",
     "Decision",
     "DesignSettings",
     "DifferentialPrivacy",

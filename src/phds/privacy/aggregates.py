@@ -18,7 +18,9 @@ Each type maps to one release rule of the gate:
   saturation, residual degrees of freedom, isolation of rows (cells, leverage, weights) and the
   admissibility of a β the hub proposed;
 * :class:`ProfileAggregate` — the catalogue's dataset profile; every count 0, suppressed or ≥ k, and
-  no vocabulary entry named for a suppressed count.
+  no vocabulary entry named for a suppressed count;
+* :class:`NamingAggregate` — whether a benchmarking result may name this hospital: the gate fills it in
+  from the node's own policy (``[policy.benchmarking]``), never from what the analysis or hub says.
 """
 
 from __future__ import annotations
@@ -166,7 +168,18 @@ class ProfileAggregate:
     profile: Mapping[str, Any]
 
 
-Aggregate = CountAggregate | BreakdownAggregate | SumAggregate | ModelAggregate | ProfileAggregate
+@dataclass(frozen=True)
+class NamingAggregate:
+    """Ask the gate to state this hospital's naming consent for a benchmarking result. It carries no
+    value: the gate's rule reads ``allow_names`` and ``own_organisations`` from the node's policy and the
+    requester from the task, so an analysis (or a hub editing the round state) cannot forge them."""
+
+    name: str
+
+
+Aggregate = (
+    CountAggregate | BreakdownAggregate | SumAggregate | ModelAggregate | ProfileAggregate | NamingAggregate
+)
 
 __all__ = [
     "Aggregate",
@@ -174,6 +187,7 @@ __all__ = [
     "CountAggregate",
     "DesignEvidence",
     "ModelAggregate",
+    "NamingAggregate",
     "Persons",
     "PointEvidence",
     "ProfileAggregate",

@@ -120,8 +120,18 @@ class ReleasedProfile(WireModel):
     profile: dict[str, Any]
 
 
+class ReleasedNaming(WireModel):
+    """A hospital's naming consent for a benchmarking result, as its gate read it from the node's policy:
+    ``allow_names`` (it may be named to every requester, if all hospitals allow) and ``requester_is_own``
+    (the requesting organisation is one this hospital belongs to, so it is named to that requester)."""
+
+    type: Literal["naming"] = "naming"
+    allow_names: bool
+    requester_is_own: bool
+
+
 ReleasedValue = Annotated[
-    ReleasedCount | ReleasedBreakdown | ReleasedSums | ReleasedModel | ReleasedProfile,
+    ReleasedCount | ReleasedBreakdown | ReleasedSums | ReleasedModel | ReleasedProfile | ReleasedNaming,
     Field(discriminator="type"),
 ]
 
@@ -155,8 +165,11 @@ class ReleasePayload(WireModel):
     def model(self, name: str) -> ReleasedModel:
         return _typed(self, name, ReleasedModel)
 
+    def naming(self, name: str) -> ReleasedNaming:
+        return _typed(self, name, ReleasedNaming)
 
-V = TypeVar("V", ReleasedCount, ReleasedBreakdown, ReleasedSums, ReleasedModel)
+
+V = TypeVar("V", ReleasedCount, ReleasedBreakdown, ReleasedSums, ReleasedModel, ReleasedNaming)
 
 
 def _typed(payload: ReleasePayload, name: str, kind: type[V]) -> V:

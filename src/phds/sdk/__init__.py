@@ -22,12 +22,14 @@ from phds.sdk.results import (
     StudyResult,
     Total,
 )
+from phds.sdk.results_benchmark import BenchmarkResult
 from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
 from phds.sdk.results_stats import CoxResult, GlmResult, KmResult
 from phds.sdk.studyfile import load_study
 
 __all__ = [
     "Attribution",
+    "BenchmarkResult",
     "CharacterisationResult",
     "Client",
     "CoxResult",

@@ -25,6 +25,7 @@ from phds.errors import Conflict, InputError, PhdsError
 from phds.protocol.catalogue import CatalogueEntry, profile_value
 from phds.protocol.studies import StudySpec, StudyView
 from phds.protocol.trust import OrganisationAttestation, ReleaseEnvelope
+from phds.sdk.benchmark_methods import BenchmarkMethods
 from phds.sdk.http_errors import error_from_response
 from phds.sdk.result_registry import result_for
 from phds.sdk.results import StudyResult
@@ -47,7 +48,7 @@ MAX_WAIT_POLL = 60.0
 Progress = Callable[[StudyView], None]
 
 
-class Client(StatsMethods):
+class Client(StatsMethods, BenchmarkMethods):
     """A requester's connection to a hub: submit studies, follow them, fetch their results.
 
     ``transport`` is passed to :class:`httpx.Client` (for proxies, custom TLS, or an in-process hub).
@@ -170,7 +171,8 @@ class Client(StatsMethods):
         With *check_signatures* (the default) every release of the study must carry a valid signature of
         its node's key as the hub pinned it (:class:`~phds.errors.SignatureInvalid` otherwise); :meth:`verify`
         also recomputes the result from them. :class:`~phds.errors.Conflict` if the study is not finished or
-        ended without a result.
+        ended without a result. A pseudonymised benchmarking result has no releases to check: the hub
+        withholds them, since each names its node (docs/howto/benchmarking.md).
         """
         view = self.wait(study_id, progress=progress) if wait else self.study(study_id)
         if view.result is None or not view.state.is_final:
@@ -178,7 +180,7 @@ class Client(StatsMethods):
                 raise Conflict(f"study {view.id} is {view.state.value}; it has no result yet (wait for it)")
             why = f": {view.error}" if view.error else ""
             raise Conflict(f"study {view.id} ended {view.state.value} without a result{why}")
-        if check_signatures:
+        if check_signatures and not releases_withheld(view):
             envelopes = self.releases(view.id)
             if envelopes:
                 if self._node_keys is None or any(e.hospital not in self._node_keys for e in envelopes):
@@ -339,3 +341,11 @@ def _id(study_id: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", study_id):
         raise InputError(f"not a study id: {study_id!r}", field="study_id")
     return study_id
+
+
+def releases_withheld(view: StudyView) -> bool:
+    """True when the hub withholds the study's per-hospital releases: a result under pseudonyms."""
+    from phds.analyses import get_analysis
+
+    analysis = get_analysis(view.spec.analysis.name, view.spec.analysis.version)
+    return analysis.pseudonymises_hospitals and (view.result or {}).get("names_disclosed") is not True

@@ -12,6 +12,7 @@
 * ``stats.summary`` → means with 95% intervals per hospital and pooled (:func:`forest_plot` layout);
 * ``stats.characterisation`` of two cohorts (girls, boys) → :func:`~phds.sdk.plots_counts.pyramid_plot` of a
   categorical variable (one named like ``age`` first) with the cohorts as the two sides;
+* ``benchmarking.indicators`` → :func:`~phds.sdk.plots_funnel.funnel_plot` (O/E and crude rate funnels);
 * ``feasibility.count`` → persons per breakdown cell, stacked by hospital (sex and age group are released
   separately, so a feasibility result cannot give a pyramid; use ``stats.table`` of sex × age group).
 """
@@ -67,6 +68,7 @@ def save(fig: Figure, path: str | Path) -> Path:
 def plot_result(result: StudyResult, path: str | Path | None = None) -> Figure:
     """The plot for *result*'s analysis; written to *path* (.png or .svg) when given."""
     from phds.sdk.plots_counts import characterisation_plot, feasibility_plot, table_plot
+    from phds.sdk.results_benchmark import BenchmarkResult
     from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
     from phds.sdk.results_stats import CoxResult, GlmResult, KmResult
 
@@ -82,6 +84,10 @@ def plot_result(result: StudyResult, path: str | Path | None = None) -> Figure:
         fig = feasibility_plot(result)
     elif isinstance(result, CharacterisationResult):
         fig = characterisation_plot(result)
+    elif isinstance(result, BenchmarkResult):
+        from phds.sdk.plots_funnel import funnel_plot
+
+        fig = funnel_plot(result)
     else:
         raise InputError(f"no plot for analysis {result.study.spec.analysis.name}", field="plot")
     if path is not None:

@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import Environment
 
 from phds.sdk.results import FeasibilityResult, StudyResult
+from phds.sdk.results_benchmark import BenchmarkResult
 from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
 from phds.sdk.results_stats import CoxResult, GlmResult, KmResult, _p_text, _stars
 
@@ -31,6 +32,7 @@ TABLE_NAMES = {
     "stats.characterisation": "Table 1",
     "stats.mean_variance": "the per-hospital counts",
     "feasibility.count": "the counts",
+    "benchmarking.indicators": "the indicators per hospital",
 }
 """What each analysis's CSV download holds (``table.csv``)."""
 SIGNIF_LEGEND = "Significance: *** p < 0.001, ** p < 0.01, * p < 0.05, . p < 0.1"
@@ -99,6 +101,8 @@ def has_plot(result: StudyResult) -> bool:
         return bool(result.coefficients)
     if isinstance(result, KmResult):
         return any(result.curves.values())
+    if isinstance(result, BenchmarkResult):
+        return any(r.get("ratio") is not None for r in result.rows)
     return isinstance(result, TableResult | SummaryResult | FeasibilityResult)
 
 

@@ -15,7 +15,8 @@ import anyio.to_thread
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from phds.errors import NotFound
+from phds.analyses import get_analysis
+from phds.errors import DisclosureRefused, NotFound
 from phds.hub import wire
 from phds.hub.auth import (
     AnyUser,
@@ -140,6 +141,13 @@ def study_sessions(study_id: str, caller: AnyUser, store: Store, runner: Runner)
 def study_releases(study_id: str, caller: AnyUser, store: Store) -> list[ReleaseEnvelope]:
     """Every signed release of the study, by round: what ``phds study verify`` recomputes the result from."""
     sid = study_id_of(study_id)
-    _view(store, caller, study_id, sid)  # the same visibility as the study itself
+    view = _view(store, caller, study_id, sid)  # the same visibility as the study itself
+    analysis = get_analysis(view.spec.analysis.name, view.spec.analysis.version)
+    if analysis.pseudonymises_hospitals and (view.result or {}).get("names_disclosed") is not True:
+        # Each envelope names its node and carries its n and O: they would map every pseudonym back.
+        raise DisclosureRefused(
+            f"the releases of this {analysis.name} study are withheld: its result shows hospitals under "
+            "pseudonyms, which the per-hospital releases would reveal"
+        )
     with store.unit() as uow:
         return [ReleaseEnvelope.model_validate(e) for e in uow.results.envelopes(sid)]

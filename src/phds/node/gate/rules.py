@@ -16,6 +16,9 @@
   dominance of column sums) and, at a parameter value the hub proposed, bounded linear predictors and
   working weights spread over enough rows. Any failure refuses the release.
 
+* **Naming** (benchmarking) is no data: the rule states the node policy's ``[policy.benchmarking]``
+  consent (``allow_names``, and whether the task's verified requester is one of ``own_organisations``).
+
 Every exactly released person set is registered for the overlap guard. Messages never state a count.
 """
 
@@ -37,6 +40,7 @@ from phds.privacy.aggregates import (
     CountAggregate,
     DesignEvidence,
     ModelAggregate,
+    NamingAggregate,
     ProfileAggregate,
     SumAggregate,
 )
@@ -44,6 +48,7 @@ from phds.protocol.releases import (
     ReleasedBreakdown,
     ReleasedCount,
     ReleasedModel,
+    ReleasedNaming,
     ReleasedProfile,
     ReleasedSums,
 )
@@ -56,7 +61,14 @@ class ValidateStep:
         names = [a.name for a in release.aggregates]
         if len(set(names)) != len(names):
             raise InputError(f"aggregate names must be unique, got {names}", field="aggregates")
-        known = (CountAggregate, BreakdownAggregate, SumAggregate, ModelAggregate, ProfileAggregate)
+        known = (
+            CountAggregate,
+            BreakdownAggregate,
+            SumAggregate,
+            ModelAggregate,
+            ProfileAggregate,
+            NamingAggregate,
+        )
         for agg in release.aggregates:
             if not isinstance(agg, known):
                 raise InputError(f"unknown aggregate type {type(agg).__name__}", field="aggregates")
@@ -78,6 +90,8 @@ class RulesStep:
                 release.values[agg.name] = sums_rule(release, agg)
             elif isinstance(agg, ProfileAggregate):
                 release.values[agg.name] = profile_rule(release, agg)
+            elif isinstance(agg, NamingAggregate):
+                release.values[agg.name] = naming_rule(release, agg)
             else:
                 release.values[agg.name] = model_rule(release, agg)
         return call_next(release)
@@ -179,6 +193,16 @@ def model_rule(release: Release, agg: ModelAggregate) -> ReleasedModel:
     )
 
 
+def naming_rule(release: Release, agg: NamingAggregate) -> ReleasedNaming:
+    """The hospital's benchmarking naming consent, from the node's policy and the task's requester (the
+    organisation the node verified), never from the analysis: see :class:`NamingAggregate`."""
+    settings = release.policy.benchmarking
+    return ReleasedNaming(
+        allow_names=settings.allow_names,
+        requester_is_own=release.ctx.requester_org in settings.own_organisations,
+    )
+
+
 _PROFILE_COUNTS = frozenset({"persons", "records", "numberOfUniqueIndividuals", "numberOfRecords"})
 
 
@@ -250,4 +274,12 @@ def finite(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): plain(v) for k, v in values.items()}
 
 
-__all__ = ["RulesStep", "ValidateStep", "breakdown_rule", "count_rule", "model_rule", "sums_rule"]
+__all__ = [
+    "RulesStep",
+    "ValidateStep",
+    "breakdown_rule",
+    "count_rule",
+    "model_rule",
+    "naming_rule",
+    "sums_rule",
+]
