@@ -298,10 +298,11 @@ def test_time_to_event_is_censored_at_death(cdm_csv: Path, tmp_path: Path) -> No
         ]  # fmt: skip
         spec = TableSpec.model_validate({"cohort": EVERYONE, "covariates": covariates})
         frame = omop_table_arrow(store, spec).to_pandas().set_index("subject_id")
-        first_visit = """SELECT v.person_id, min(v.visit_start_date) AS index_date FROM visit_occurrence v
+        visits = ", ".join(str(v) for v in EVERYONE["entry"]["visit"]["concepts"])  # not PICU stays
+        first_visit = f"""SELECT v.person_id, min(v.visit_start_date) AS index_date FROM visit_occurrence v
             JOIN observation_period o ON o.person_id = v.person_id
              AND v.visit_start_date BETWEEN o.observation_period_start_date AND o.observation_period_end_date
-            GROUP BY v.person_id"""
+            WHERE v.visit_concept_id IN ({visits}) GROUP BY v.person_id"""
         deaths = (
             "SELECT x.person_id, x.death_date - k.index_date AS day FROM death x JOIN k USING (person_id)"
         )
