@@ -35,6 +35,8 @@ DEFAULT_ANALYSES: dict[str, str] = {
     "survival.cox": "phds.analyses.cox:CoxPH",
     "survival.km": "phds.analyses.km:KaplanMeier",
     "stats.glm": "phds.analyses.glm:Glm",
+    "learning.fedavg": "phds.analyses.learning:FedAvg",
+    "learning.fedprox": "phds.analyses.learning:FedProx",
 }
 
 
