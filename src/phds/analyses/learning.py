@@ -192,7 +192,8 @@ class FederatedLearning(Analysis[LearningParams]):
         ]
         if flat:
             raise InputError(
-                f"{', '.join(map(str, flat))} do not vary in the network",
+                f"{', '.join(map(str, flat))} do not vary in the network (under DP, noisy moments "
+                "can do this: declare the means and SDs, preprocessing.standardise: declared)",
                 field="analysis.params.features.numeric",
             )
         return NextRound(self._train_state(params, hospitals, mean.tolist(), sd.tolist()))

@@ -89,6 +89,13 @@ def evidence_key(agg: Aggregate, settings: Mapping[str, Any]) -> str:
             h.update(
                 np.ascontiguousarray(np.asarray(agg.contributions[name], dtype=np.float64)[order]).tobytes()
             )
+    elif isinstance(agg, UpdateAggregate):  # the per-row gradients at this round's global model
+        order = _ids_digest(h, agg.persons)
+        grads = agg.row_gradients if agg.row_gradients is not None else np.zeros((0, 0))
+        h.update(np.ascontiguousarray(np.asarray(grads, dtype=np.float64)[order]).tobytes())
+        h.update(repr(float(agg.clip_norm)).encode())
+    else:  # pragma: no cover - _parts refuses every other type under DP first
+        raise InputError(f"{agg.name}: no evidence key for {type(agg).__name__}", field="aggregates")
     return h.hexdigest()
 
 
