@@ -18,7 +18,7 @@ Phases, each one round (the round state is the global model and its bookkeeping,
 3. ``evaluate``: each node scores the final model on its held-out rows and releases AUROC, AUPRC and
    Brier (when it has ≥ k cases and ≥ k non-cases there), counts per risk bin and its acceptance of
    the model (a gated model release bound to the model's hash). The model leaves in the result only if
-   every hospital that trained the last round accepted it.
+   every hospital that answered accepted it, and they are a majority of those that trained.
 
 A hospital that does not answer a round (a straggler past ``round_deadline_seconds``, or one that
 declined or was refused) is left out from then on and named in the notes.

@@ -2,8 +2,9 @@
 
 Per hospital: its exact metrics when its gate released them (else the binned ones), its calibration
 bins; pooled: metrics of the summed bins (:mod:`phds.analyses.learning_eval`). The model leaves only
-when every hospital that trained the last round accepted it (its gate released an acceptance bound to
-the model's hash; under DP, its evaluation release itself).
+when every hospital that answered the evaluation accepted it (its gate released an acceptance bound to
+the model's hash; under DP, its evaluation release itself) and those are a majority of the hospitals
+that trained the last round; a hospital that did not answer is named.
 """
 
 from __future__ import annotations
@@ -62,7 +63,10 @@ def final(
         for h, r in sorted(state.get("skipped", {}).items())
     ]
     trained = list(state["hospitals"])
-    missing = sorted(set(trained) - set(accepted))
+    refused = sorted(set(values) - set(accepted))
+    absent = sorted(set(trained) - set(values))
+    if absent:
+        notes.append(f"{', '.join(absent)} did not answer the evaluation round")
     shape = model_shape(params)
     columns = design_columns(params.features.numeric, params.features.categorical)
     mean, sd = standardisation(params, state)
@@ -91,8 +95,9 @@ def final(
         "suppressed_bins": suppressed,
         "dp": bool(state.get("dp")),
     }
-    if missing:
-        notes.append(f"the model is withheld: {', '.join(missing)} did not accept it at evaluation")
+    if refused or 2 * len(accepted) <= len(trained):
+        who = ", ".join(refused) if refused else "fewer than a majority of the training hospitals"
+        notes.append(f"the model is withheld: {who} did not accept it at evaluation")
     else:
         model["weights"] = list(state["weights"])
         if params.model.kind == "logistic":
