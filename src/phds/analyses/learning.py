@@ -81,6 +81,10 @@ class FederatedLearning(Analysis[LearningParams]):
     def max_rounds(self, params: LearningParams) -> int:
         return params.rounds + 2  # moments, training rounds, evaluation
 
+    def dp_rounds(self, params: LearningParams) -> int:
+        """The rounds that release under DP: moments (if any), training, evaluation."""
+        return params.rounds + 1 + (sec.first_phase(params) == "moments")
+
     def round_deadline_seconds(self, params: LearningParams) -> float | None:
         return params.round_deadline_seconds
 

@@ -51,7 +51,7 @@ def hospital_frame(mix: CaseMix, h: int) -> pd.DataFrame:
     offsets = shift_rng.normal(size=(mix.hospitals, len(FEATURES)))
     spreads = shift_rng.uniform(-1, 1, size=mix.hospitals)
     rng = np.random.default_rng([mix.seed, h])
-    n = int(round(mix.rows * (mix.sizes[h] if mix.sizes else 1.0)))
+    n = round(mix.rows * (mix.sizes[h] if mix.sizes else 1.0))
     scale = 1.0 + 0.5 * mix.skew * spreads[h]
     cols = {
         f: BASE_MEANS[f] + mix.skew * offsets[h, j] + scale * rng.normal(size=n)
@@ -63,8 +63,7 @@ def hospital_frame(mix: CaseMix, h: int) -> pd.DataFrame:
     if h in mix.surgical:
         eta = eta + mix.interaction * (cols["lactate"] - BASE_MEANS["lactate"])
     y = rng.random(n) < 1.0 / (1.0 + np.exp(-eta))
-    frame = pd.DataFrame({"id": np.arange(n), **cols, "sex": sex, "outcome": y.astype(int)})
-    return frame
+    return pd.DataFrame({"id": np.arange(n), **cols, "sex": sex, "outcome": y.astype(int)})
 
 
 def write_hospitals(mix: CaseMix, folder: Path, names: Sequence[str] | None = None) -> dict[str, Path]:
