@@ -9,13 +9,14 @@ from __future__ import annotations
 from phds.protocol.studies import StudyView
 from phds.sdk.results import FeasibilityResult, GenericResult, MeanVarianceResult, StudyResult
 from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
+from phds.sdk.results_learning import FedProxResult, FitResult
 from phds.sdk.results_stats import CoxResult, GlmResult, KmResult
 
 RESULT_CLASSES: dict[str, type[StudyResult]] = {
     cls.analysis: cls
     for cls in (
         FeasibilityResult, MeanVarianceResult, SummaryResult, TableResult, CharacterisationResult,
-        GlmResult, CoxResult, KmResult,
+        GlmResult, CoxResult, KmResult, FitResult, FedProxResult,
     )
 }  # fmt: skip
 """The typed result class of each analysis, by its name; any other analysis reads as GenericResult."""
