@@ -53,5 +53,10 @@ def node_toml(hospital: DemoHospital, hub_url: str, network_keys: dict[str, str]
         'analyses = ["stats.*", "survival.*", "system.*"]',
         f'approval = "{hospital.approval}"',
         "",
+        "[[policy.rules]]",
+        'name = "federated learning"',
+        'analyses = ["learning.*"]',
+        f'approval = "{hospital.approval}"',
+        "",
     ]
     return "\n".join(lines)
