@@ -64,6 +64,9 @@ def fl_params(rounds: int) -> dict[str, Any]:
         "learning_rate": 1.0,
         "batch_size": 0,
         "clip_norm": 10.0,
+        # No risk-bin counts: the same held-out rows are evaluated by every study, and the overlap guard
+        # refuses a later study's bin counts beside an earlier one's (learning_eval's docstring).
+        "eval_bins": [],
     }
 
 

@@ -169,3 +169,18 @@ def test_dp_fedavg_releases_only_noisy_sums_and_stops_at_the_budget(shared_data:
         other = {**params, "clip_norm": 0.9}  # new evidence: ρ(4) twice is more than the default ε = 5
         again = network.run("learning.fedavg", other, dp={"epsilon": 4.0})
     assert again.result is None and all("budget" in why for why in again.refused.values())
+
+
+def test_a_second_evaluation_cannot_difference_the_held_out_risk_bins(shared_data: Path) -> None:
+    """Two models put a few held-out rows in different risk bins: the exact bin counts of the second,
+    set against the first's, would describe those rows. The overlap guard refuses; without bins
+    (``eval_bins: []``) the exact per-hospital metrics and the acceptance still leave."""
+    params = {**PARAMS, "rounds": 2, "local_epochs": 2}
+    with Federation(_tables(shared_data)) as network:
+        assert network.run("learning.fedavg", params).result is not None
+        second = network.run("learning.fedavg", {**params, "learning_rate": 1.0})
+        assert second.refused and all("fewer than the minimum" in why for why in second.refused.values())
+        assert second.result is not None and second.result["model"]["weights"] is None
+        bare = network.run("learning.fedavg", {**params, "learning_rate": 2.0, "eval_bins": []})
+    assert bare.result is not None and not bare.refused and bare.result["model"]["weights"] is not None
+    assert bare.result["metrics"]["pooled"]["auroc"] is None

@@ -14,6 +14,12 @@ every row has the same score, so the pooled AUROC and AUPRC are those of the bin
 counted half), which approaches the exact one as the grid gets finer; a bin cell a gate suppressed
 counts as the midpoint of its released bounds and the result says how many there were. Calibration
 is the observed rate of cases per bin beside the bin's range.
+
+Repeated evaluations on the same held-out rows: each study's bin counts are exact person sets, and two
+models put a few rows in different bins, so the node's overlap guard refuses a later evaluation whose
+cells, set against an earlier one's, would describe fewer than k persons (a differencing attack on the
+held-out rows). ``eval_bins: []`` asks for no bin counts (exact per-hospital metrics and the model's
+acceptance only; no pooled AUROC); another ``seed`` holds out other rows; under DP the counts are noisy.
 """
 
 from __future__ import annotations

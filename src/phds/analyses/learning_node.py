@@ -111,9 +111,9 @@ def evaluate(
     p = predict_proba(shape, w, inputs(held, *standardisation(params, ctx.state)).x)
     y = held.y
     cuts = params.eval_bins
-    out: list[Aggregate] = [
-        BreakdownAggregate("calibration", held.persons, bin_labels(y, p, cuts), bin_levels(cuts))
-    ]
+    out: list[Aggregate] = []
+    if cuts:  # eval_bins: [] asks for no risk-bin counts (module docstring of learning_eval)
+        out.append(BreakdownAggregate("calibration", held.persons, bin_labels(y, p, cuts), bin_levels(cuts)))
     if ctx.dp is None:
         digest = canonical_hash({"weights": list(ctx.state["weights"])})
         out.append(ModelAggregate("accept", frame.train.persons, shape.n_params, {"model_sha256": digest}))

@@ -99,7 +99,11 @@ class LearningParams(_Strict):
     round_deadline_seconds: float | None = Field(
         None, gt=0, le=24 * 3600, description="A hospital that has not answered a round this long is skipped"
     )
-    eval_bins: list[float] = Field(default_factory=lambda: list(DEFAULT_BINS), min_length=1, max_length=50)
+    eval_bins: list[float] = Field(
+        default_factory=lambda: list(DEFAULT_BINS),
+        max_length=50,
+        description="Cut points of predicted risk for the pooled metrics and calibration; [] for none",
+    )
 
     @field_validator("eval_bins")
     @classmethod

@@ -32,7 +32,8 @@ def final(
     per: dict[str, Any] = {}
     suppressed, brier_sum, brier_n, accepted = 0, 0.0, 0.0, []
     for h, v in values.items():
-        neg, pos, s = counts_from_cells(v["calibration"]["cells"], cuts)
+        cells = v["calibration"]["cells"] if "calibration" in v else {}
+        neg, pos, s = counts_from_cells(cells, cuts)
         neg_all, pos_all, suppressed = neg_all + neg, pos_all + pos, suppressed + s
         binned = binned_metrics(neg, pos, cuts)
         row: dict[str, Any] = {
@@ -56,7 +57,7 @@ def final(
         per[h] = row
         if state.get("dp") or v.get("accept", {}).get("values", {}).get("model_sha256") == digest:
             accepted.append(h)
-    pooled = binned_metrics(neg_all, pos_all, cuts)
+    pooled = binned_metrics(neg_all, pos_all, cuts) if cuts else {"auroc": None, "auprc": None}
     pooled["brier"] = brier_sum / brier_n if brier_n else None
     notes = [
         f"{h} did not answer round {r} (timed out, declined or refused) and was left out from then on"

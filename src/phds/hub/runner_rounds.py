@@ -179,7 +179,12 @@ def apply_outcome(
         return
     answered = all(t.outcome == "answered" for t in study.targets)
     state = StudyState.COMPLETED if answered else StudyState.PARTIALLY_COMPLETED
-    result = {**outcome.result, "notes": list(outcome.notes), **(extra or {})}
+    stragglers = [
+        f"{t.organisation.name}: {t.reason}"
+        for t in study.targets
+        if t.outcome == "timed_out" and (t.reason or "").startswith("straggler")
+    ]
+    result = {**outcome.result, "notes": [*outcome.notes, *stragglers], **(extra or {})}
     if budgets:
         result["dp_budget"] = budgets
     finish(uow, study, state, now, result=result)
