@@ -144,7 +144,14 @@ def _complete_round(
         log.exception("study %s: combine of round %d raised", study.id, study.round)
         finish(uow, study, StudyState.FAILED, now, error=f"combine failed: {type(exc).__name__}: {exc}")
         return
-    apply_outcome(uow, study, outcome, sorted(released), now, wake, budgets=released_budgets(released))
+    extra = None
+    if study.spec.get("secure_aggregation"):  # a clear last round (e.g. an evaluation) after secure ones
+        from phds.hub.runner_secure import secure_summary
+
+        extra = {"secure_aggregation": secure_summary(uow, study)}
+    apply_outcome(
+        uow, study, outcome, sorted(released), now, wake, budgets=released_budgets(released), extra=extra
+    )
 
 
 def apply_outcome(
