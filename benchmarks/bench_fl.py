@@ -5,7 +5,7 @@ N node processes run on loopback (:class:`phds.demo.network.LocalNetwork`); each
 ``PHDS_BENCH_FL_ROWS`` (default 100,000) rows of an IID hospital from the documented generator
 (:mod:`phds.demo.case_mix`, ``skew=0``). One ``learning.fedavg`` logistic study of
 ``PHDS_BENCH_FL_ROUNDS`` (default 6) training rounds runs in the clear and one under secure
-aggregation, ``PHDS_BENCH_FL_REPEATS`` times each (default 1: the machine's 2 cores limit the default
+aggregation, ``PHDS_BENCH_FL_REPEATS`` times each (default 2: the machine's 2 cores limit the default
 run to about 10 minutes, so repetitions are cut rather than sizes). A round's time is read from the
 hub's task table: from the creation of round r's tasks to that of round r + 1's (the combine of round r
 is inside it). The first training round is left out (it checks the design once and builds the node's
@@ -46,7 +46,7 @@ from phds.demo.case_mix import FEATURES, CaseMix, write_hospitals
 NODES = env_ints("PHDS_BENCH_FL_NODES", [3, 5, 10], [2])
 ROWS = env_int("PHDS_BENCH_FL_ROWS", 100_000, 2000)
 ROUNDS = env_int("PHDS_BENCH_FL_ROUNDS", 6, 3)
-REPEATS = env_int("PHDS_BENCH_FL_REPEATS", 1, 1)
+REPEATS = env_int("PHDS_BENCH_FL_REPEATS", 2, 1)
 SEEDS = env_int("PHDS_BENCH_FL_SEEDS", 3, 1)
 CNSIM_ROUNDS = env_int("PHDS_BENCH_FL_CNSIM_ROUNDS", 40, 10)
 REPO = Path(__file__).resolve().parents[1]

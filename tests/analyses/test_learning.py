@@ -207,3 +207,12 @@ def test_the_base_install_does_not_import_torch() -> None:
 
     code = "import sys, phds.analyses.learning, phds.sdk; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize("name", ["fl-cnsim.yaml", "fl-asthma.yaml"])
+def test_the_example_study_files_are_valid(name: str) -> None:
+    from phds.sdk import load_study
+
+    spec = load_study(Path(__file__).resolve().parents[2] / "docs" / "examples" / name)
+    analysis = get_analysis(spec.analysis.name)
+    analysis.check_at_hub(analysis.parse_params(spec.analysis.params))

@@ -68,6 +68,7 @@ def plot_result(result: StudyResult, path: str | Path | None = None) -> Figure:
     """The plot for *result*'s analysis; written to *path* (.png or .svg) when given."""
     from phds.sdk.plots_counts import characterisation_plot, feasibility_plot, table_plot
     from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
+    from phds.sdk.results_learning import FitResult
     from phds.sdk.results_stats import CoxResult, GlmResult, KmResult
 
     if isinstance(result, KmResult):
@@ -82,6 +83,10 @@ def plot_result(result: StudyResult, path: str | Path | None = None) -> Figure:
         fig = feasibility_plot(result)
     elif isinstance(result, CharacterisationResult):
         fig = characterisation_plot(result)
+    elif isinstance(result, FitResult):
+        from phds.sdk.plots_learning import plot_fit
+
+        fig = plot_fit(result, "roc")
     else:
         raise InputError(f"no plot for analysis {result.study.spec.analysis.name}", field="plot")
     if path is not None:
