@@ -122,7 +122,7 @@ def test_health_needs_no_token_and_reports_the_database(client: HubClient, store
         "version": "0.1.0",
         "database": "ok",
         "database_backend": store.backend,
-        "schema_revision": "0007",
+        "schema_revision": "0008",
     }
 
 

@@ -172,7 +172,7 @@ def test_serve_runs_a_real_hub(tmp_path: Path) -> None:
                 time.sleep(0.2)
         assert health is not None, log.read_text()
         assert health.status_code == 200
-        assert health.json()["schema_revision"] == "0007"
+        assert health.json()["schema_revision"] == "0008"
         assert httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5).status_code == 200
     finally:
         process.terminate()

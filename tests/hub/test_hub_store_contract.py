@@ -21,7 +21,7 @@ from phds.protocol.enrolment import EnrolRequest
 
 
 def test_migrations_reach_head_and_match_the_models(store: HubStore) -> None:
-    assert store.revision() == "0007"
+    assert store.revision() == "0008"
     with store.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
@@ -239,6 +239,6 @@ def test_plain_postgresql_urls_are_accepted(hub_pg_url: str) -> None:
     try:
         assert store.backend == "postgresql"
         assert store.engine.dialect.driver == "psycopg"
-        assert store.revision() == "0007"
+        assert store.revision() == "0008"
     finally:
         store.close()

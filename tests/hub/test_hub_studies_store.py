@@ -47,7 +47,7 @@ def test_a_task_has_one_result_and_a_hospital_one_task_per_round(network: Any) -
         uow.tasks.add(
             TaskRow(
                 study_id=study_id, organisation_id=task.organisation_id, node_id=task.node_id,
-                round=1, params={}, round_state={},
+                round=1, params={},
             )
         )  # fmt: skip
     with store.unit() as uow:

@@ -151,13 +151,13 @@ class StudyRunner:
                     analysis_version=analysis.version,
                     state=StudyState.SUBMITTED.value,
                     round=1,
-                    round_state={},
                     version=1,
                     submitted_at=now,
                     deadline_at=now + timedelta(seconds=spec.deadline_seconds),
                     signed_spec=signed.model_dump(mode="json") if signed is not None else None,
                 )
             )
+            uow.studies.start_round(study, 1, {}, now)
             for position, name in enumerate(spec.hospitals):
                 hospital, node = found.get(name, (None, None))
                 where = f"hospitals[{position}]"
@@ -192,7 +192,11 @@ class StudyRunner:
         expires = now + timedelta(seconds=self.settings.task_lease_seconds)
         with self.store.unit() as uow:
             return [
-                wire.task(row, uow.secagg.get(row.study_id, row.round))
+                wire.task(
+                    row,
+                    uow.studies.round_state(row.study, row.round),
+                    uow.secagg.get(row.study_id, row.round),
+                )
                 for row in uow.tasks.lease(node_id, limit, now, expires)
             ]
 

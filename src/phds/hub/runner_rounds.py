@@ -75,7 +75,6 @@ def new_task(study: StudyRow, target: StudyTargetRow, now: datetime) -> TaskRow:
         state="queued",
         attempt=1,
         params=dict(study.spec["analysis"]["params"]),
-        round_state=dict(study.round_state),
         created_at=now,
         updated_at=now,
     )
@@ -135,7 +134,8 @@ def _complete_round(
         params = analysis.parse_params(study.spec["analysis"]["params"])
         # Hospitals in name order: combining is then reproducible bit for bit (``phds study verify``
         # recomputes it from the signed releases in the same order; float sums depend on it).
-        outcome = analysis.combine(params, study.round, study.round_state, dict(sorted(released.items())))
+        state = uow.studies.round_state(study)
+        outcome = analysis.combine(params, study.round, state, dict(sorted(released.items())))
     except PhdsError as exc:
         log.warning("study %s: combine of round %d failed: %s", study.id, study.round, exc.message)
         finish(uow, study, StudyState.FAILED, now, error=f"combine failed: {exc.message}")
@@ -172,8 +172,7 @@ def apply_outcome(
                 uow, study, StudyState.FAILED, now, error=f"deadline passed before round {study.round + 1}"
             )
             return
-        study.round += 1
-        study.round_state = dict(outcome.state)
+        uow.studies.start_round(study, study.round + 1, dict(outcome.state), now)
         for target in study.targets:
             if target.organisation.name in answering:
                 set_target(target, HospitalState.PENDING, None, now)

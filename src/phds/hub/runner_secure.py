@@ -56,10 +56,11 @@ def complete_secure_round(
     analysis = get_analysis(study.analysis, study.analysis_version)
     try:
         params = analysis.parse_params(study.spec["analysis"]["params"])
-        layout = analysis.secure_layout(params, study.round, study.round_state)
+        state = uow.studies.round_state(study)
+        layout = analysis.secure_layout(params, study.round, state)
         assert layout is not None, "a session exists only for rounds with a layout"
         sums = layout.unflatten(outcome["sums"])
-        result = analysis.combine_secure(params, study.round, study.round_state, sums, contributors)
+        result = analysis.combine_secure(params, study.round, state, sums, contributors)
     except PhdsError as exc:
         finish(uow, study, StudyState.FAILED, now, error=f"combine failed: {exc.message}")
         return

@@ -79,7 +79,7 @@ def open_session(
 
     analysis = get_analysis(study.analysis, study.analysis_version)
     params = analysis.parse_params(study.spec["analysis"]["params"])
-    layout = analysis.secure_layout(params, study.round, study.round_state)
+    layout = analysis.secure_layout(params, study.round, uow.studies.round_state(study))
     if layout is None:
         return None
     config = SessionConfig(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from phds.hub.store.models import ApiTokenRow, CatalogueEntryRow, NodeRow, OrganisationRow, UserRow
 from phds.hub.store.secagg_models import SecAggSessionRow
@@ -109,8 +110,9 @@ def study(row: StudyRow) -> StudyView:
     )
 
 
-def task(row: TaskRow, session: SecAggSessionRow | None = None) -> Task:
-    """A task as its node receives it (with its round's secure-aggregation session, if any)."""
+def task(row: TaskRow, state: dict[str, Any], session: SecAggSessionRow | None = None) -> Task:
+    """A task as its node receives it: its round's *state* (stored once per round, see
+    :class:`~phds.hub.store.study_models.StudyRoundRow`) and secure-aggregation session, if any."""
     spec = row.study.spec
     assert row.lease_expires_at is not None, "only leased tasks are delivered"
     return Task(
@@ -127,7 +129,7 @@ def task(row: TaskRow, session: SecAggSessionRow | None = None) -> Task:
         analysis_version=row.study.analysis_version,
         params=row.params,
         round=row.round,
-        state=row.round_state,
+        state=state,
         attempt=row.attempt,
         lease_expires_at=row.lease_expires_at,
         signed_spec=SignedSpec.model_validate(row.study.signed_spec) if row.study.signed_spec else None,

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from phds.errors import InputError, StoreError
+from phds.private_files import ensure_private, open_private_for_writing
 from phds.protocol.canonical import canonical_json
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,8 @@ class NodeDatabase:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            ensure_private(self.path, "node state database")
             self.con = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            os.chmod(self.path, 0o600)
             self.con.execute("PRAGMA journal_mode=WAL")
             self.con.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as exc:
@@ -319,7 +320,7 @@ class AuditLog:
             return
         tmp = self.head_path.with_suffix(".head.tmp")
         try:
-            with tmp.open("w", encoding="utf-8") as fh:
+            with os.fdopen(open_private_for_writing(tmp), "w", encoding="utf-8") as fh:
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -36,6 +36,7 @@ from phds.hub.store.repositories import (
 )
 from phds.hub.store.secagg_models import SecAggRepo
 from phds.hub.store.study_repositories import ResultRepo, StudyRepo, TaskRepo
+from phds.private_files import ensure_private
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def _create_engine(url: str) -> Engine:
     if memory:
         kwargs["poolclass"] = StaticPool
     else:
-        Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        ensure_private(Path(url.split(":///", 1)[1]), "hub database")
     engine = create_engine(url, **kwargs)
     _sqlite_transactions(engine, wal=not memory)
     return engine

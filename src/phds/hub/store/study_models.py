@@ -66,7 +66,6 @@ class StudyRow(Base):
     analysis_version: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(24))
     round: Mapped[int] = mapped_column(Integer, default=1)
-    round_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     version: Mapped[int] = mapped_column(Integer, default=1)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -79,6 +78,21 @@ class StudyRow(Base):
     targets: Mapped[list[StudyTargetRow]] = relationship(
         lazy="selectin", order_by="StudyTargetRow.position", back_populates="study"
     )
+
+
+class StudyRoundRow(Base):
+    """The state of one round of a study (e.g. the global model of a FedAvg round), stored once.
+
+    Every task of the round is delivered with this state; it is never copied into the tasks, so a round
+    of a large model costs one row however many hospitals answer it (issue 12).
+    """
+
+    __tablename__ = "study_rounds"
+
+    study_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("studies.id"), primary_key=True)
+    round: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class StudyTargetRow(Base):
@@ -124,7 +138,6 @@ class TaskRow(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
-    round_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -16,11 +16,13 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, lazyload
 
+from phds.errors import StoreError
 from phds.hub.store.models import NodeRow, OrganisationRow
 from phds.hub.store.study_models import (
     ACTIVE_STUDY_STATES,
     OPEN_TASK_STATES,
     ResultRow,
+    StudyRoundRow,
     StudyRow,
     StudyTargetRow,
     TaskRow,
@@ -44,6 +46,19 @@ class StudyRepo:
 
     def get(self, study_id: uuid.UUID) -> StudyRow | None:
         return self.session.get(StudyRow, study_id)
+
+    def round_state(self, study: StudyRow, round_no: int | None = None) -> dict[str, Any]:
+        """The state of the study's round (its current one by default), as the runner stored it once."""
+        row = self.session.get(StudyRoundRow, (study.id, study.round if round_no is None else round_no))
+        if row is None:
+            raise StoreError(f"study {study.id} has no stored state for round {round_no or study.round}")
+        return dict(row.state)
+
+    def start_round(self, study: StudyRow, round_no: int, state: dict[str, Any], now: datetime) -> None:
+        """Move the study to *round_no* and store that round's state (once, for every task of it)."""
+        study.round = round_no
+        self.session.add(StudyRoundRow(study_id=study.id, round=round_no, state=state, created_at=now))
+        self.session.flush()
 
     def lock(self, study_id: uuid.UUID) -> StudyRow | None:
         """The study, locked for this transaction and re-read from the database."""
