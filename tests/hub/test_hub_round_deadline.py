@@ -56,7 +56,7 @@ def _round_state(network: Any, study_id: str) -> dict[str, Any]:
     with network.store.unit() as uow:
         row = uow.studies.get(uuid.UUID(study_id))
         assert row is not None
-        return dict(row.round_state)
+        return uow.studies.round_state(row)
 
 
 def test_a_hospital_past_the_round_deadline_is_skipped_and_named(network: Any) -> None:
