@@ -57,7 +57,8 @@ def final(
         per[h] = row
         if state.get("dp") or v.get("accept", {}).get("values", {}).get("model_sha256") == digest:
             accepted.append(h)
-    pooled = binned_metrics(neg_all, pos_all, cuts) if cuts else {"auroc": None, "auprc": None}
+    no_bins: dict[str, Any] = {"auroc": None, "auprc": None}
+    pooled = binned_metrics(neg_all, pos_all, cuts) if cuts else no_bins
     pooled["brier"] = brier_sum / brier_n if brier_n else None
     notes = [
         f"{h} did not answer round {r} (timed out, declined or refused) and was left out from then on"
