@@ -216,3 +216,37 @@ def test_the_example_study_files_are_valid(name: str) -> None:
     spec = load_study(Path(__file__).resolve().parents[2] / "docs" / "examples" / name)
     analysis = get_analysis(spec.analysis.name)
     analysis.check_at_hub(analysis.parse_params(spec.analysis.params))
+
+
+@pytest.mark.parametrize("batch", [0, 16])
+def test_the_torch_mlp_trains_as_the_numpy_mlp(batch: int) -> None:
+    pytest.importorskip("torch", reason="the optional phds[torch] extra is not installed")
+    from phds.analyses.learning_models import Training, local_train
+    from phds.analyses.learning_torch import local_train_torch
+
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(80, 3)), (rng.random(80) < 0.3).astype(float)
+    shape = shapes("mlp", 3, [5])
+    w0 = initial_weights("mlp", 3, [5], seed=2)
+    how = Training(epochs=3, learning_rate=0.3, batch_size=batch, mu=0.2, l2=0.01)
+    ours = local_train(shape, w0, x, y, how, [1, 2])
+    theirs = local_train_torch(shape, w0, x, y, how, [1, 2])
+    assert np.allclose(ours, theirs, atol=1e-12) and not np.allclose(ours, w0)
+
+
+def test_a_torch_mlp_study_runs(shared_data: Path) -> None:
+    pytest.importorskip("torch", reason="the optional phds[torch] extra is not installed")
+    params = {
+        **PARAMS,
+        "model": {"kind": "torch_mlp", "hidden": [4]},
+        "rounds": 2,
+        "local_epochs": 1,
+        "batch_size": 0,
+        "learning_rate": 0.5,
+    }
+    numpy_run = run_federation(
+        "learning.fedavg", {**params, "model": {"kind": "mlp", "hidden": [4]}}, _tables(shared_data)
+    )
+    torch_run = run_federation("learning.fedavg", params, _tables(shared_data))
+    assert torch_run.result is not None and numpy_run.result is not None, torch_run.refused
+    assert np.allclose(torch_run.result["model"]["weights"], numpy_run.result["model"]["weights"], atol=1e-10)

@@ -94,7 +94,12 @@ def train(ctx: LocalContext, params: LearningParams, frame: LearningFrame, w: np
         grads = row_gradients(shape, w, x, y)
         return [UpdateAggregate("update", persons, size, clip, None, design, point, norms, None, grads)]
     how = Training(params.local_epochs, params.learning_rate, params.batch_size, params.mu, params.model.l2)
-    local = local_train(shape, w, x, y, how, [params.seed, ctx.round_no])
+    if params.model.kind == "torch_mlp":
+        from phds.analyses.learning_torch import local_train_torch
+
+        local = local_train_torch(shape, w, x, y, how, [params.seed, ctx.round_no])
+    else:
+        local = local_train(shape, w, x, y, how, [params.seed, ctx.round_no])
     delta, _ = clip_l2(local - w, clip)
     values = {"loss": log_loss(shape, w, x, y)}
     return [UpdateAggregate("update", persons, size, clip, delta, design, point, norms, values)]

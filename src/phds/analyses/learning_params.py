@@ -60,9 +60,10 @@ class Preprocessing(_Strict):
 
 
 class ModelSpec(_Strict):
-    """``logistic`` regression or a small ``mlp`` (tanh hidden layers, logistic output) in numpy."""
+    """``logistic`` regression or a small ``mlp`` (tanh hidden layers, logistic output) in numpy;
+    ``torch_mlp`` is the same MLP trained by PyTorch at the node (the optional ``phds[torch]`` extra)."""
 
-    kind: Literal["logistic", "mlp"] = "logistic"
+    kind: Literal["logistic", "mlp", "torch_mlp"] = "logistic"
     hidden: list[Annotated[int, Field(ge=1, le=64)]] = Field(default_factory=list, max_length=2)
     l2: float = Field(0.0, ge=0, le=100, description="λ of the penalty λ/2 ‖β‖² (biases not penalised)")
 
@@ -70,7 +71,7 @@ class ModelSpec(_Strict):
     def _check(self) -> ModelSpec:
         if self.kind == "logistic" and self.hidden:
             raise ValueError("logistic regression has no hidden layers")
-        if self.kind == "mlp" and not self.hidden:
+        if self.kind in ("mlp", "torch_mlp") and not self.hidden:
             raise ValueError("an mlp needs one or two hidden layer sizes, e.g. hidden: [8]")
         return self
 
