@@ -19,6 +19,7 @@ from jinja2 import Environment
 
 from phds.sdk.results import FeasibilityResult, StudyResult
 from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
+from phds.sdk.results_learning import FitResult
 from phds.sdk.results_stats import CoxResult, GlmResult, KmResult, _p_text, _stars
 
 RATIO_LABELS = {"binomial": "Odds ratio", "poisson": "Rate ratio"}
@@ -99,6 +100,8 @@ def has_plot(result: StudyResult) -> bool:
         return bool(result.coefficients)
     if isinstance(result, KmResult):
         return any(result.curves.values())
+    if isinstance(result, FitResult):
+        return bool(result.roc)
     return isinstance(result, TableResult | SummaryResult | FeasibilityResult)
 
 
