@@ -12,6 +12,7 @@ def test_sdk_exports_are_exactly_the_public_api() -> None:
         "Client",
         "CoxResult",
         "FeasibilityResult",
+        "FitResult",
         "GenericResult",
         "GlmResult",
         "KmResult",
@@ -33,4 +34,5 @@ def test_no_private_or_stray_public_names() -> None:
     modules.update({"plots_counts", "studyfile", "verify"})  # verify: the client's study verification
     modules.add("billing")  # client.applications, .quotes, .invoices and .billing
     modules.update({"result_registry", "http_errors"})  # result_for; the hub's errors as PhdsError
+    modules.update({"learning_methods", "results_learning", "plots_learning"})  # client.fit, FitResult
     assert public - modules == set(phds.sdk.__all__)

@@ -23,6 +23,7 @@ from phds.sdk.results import (
     Total,
 )
 from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
+from phds.sdk.results_learning import FitResult
 from phds.sdk.results_stats import CoxResult, GlmResult, KmResult
 from phds.sdk.studyfile import load_study
 
@@ -32,6 +33,7 @@ __all__ = [
     "Client",
     "CoxResult",
     "FeasibilityResult",
+    "FitResult",
     "GenericResult",
     "GlmResult",
     "KmResult",
