@@ -112,15 +112,15 @@ def test_a_node_with_fewer_rows_than_the_policy_minimum_is_refused(tmp_path: Pat
     assert run.result is None and all("fl_min_rows" in why for why in run.refused.values())
 
 
-def _update(n: int = 200, norm: float = 0.5, clip: float = 1.0) -> UpdateAggregate:
+def _update(n: int = 200, norm: float = 0.5, clip: float = 1.0, n_params: int = 2) -> UpdateAggregate:
     rng = np.random.default_rng(3)
     x = np.column_stack([np.ones(n), rng.normal(size=n)])
     y = (rng.random(n) < 0.4).astype(float)
-    delta = np.array([norm, 0.0])
+    delta = np.r_[norm, np.zeros(n_params - 1)]
     return UpdateAggregate(
         "update",
         Persons.of("tabular:t", np.arange(n)),
-        2,
+        n_params,
         clip,
         delta,
         DesignEvidence(x, ["Intercept", "x"], y),
@@ -135,6 +135,7 @@ def _update(n: int = 200, norm: float = 0.5, clip: float = 1.0) -> UpdateAggrega
         (_update(norm=1.5), "longer than its L2 clip"),
         (_update(norm=float("nan")), "finite"),
         (_update(n=30), "fl_min_rows"),
+        (_update(n_params=80), "parameters"),  # 80 > 0.33 × 200 (DataSHIELD nfilter.glm)
     ],
 )
 def test_the_gate_checks_an_update_itself(
