@@ -209,7 +209,7 @@ def test_the_base_install_does_not_import_torch() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
-@pytest.mark.parametrize("name", ["fl-cnsim.yaml", "fl-asthma.yaml"])
+@pytest.mark.parametrize("name", ["fl-cnsim.yaml", "fl-asthma.yaml", "fl-sepsis.yaml"])
 def test_the_example_study_files_are_valid(name: str) -> None:
     from phds.sdk import load_study
 
