@@ -13,6 +13,7 @@ def test_sdk_exports_are_exactly_the_public_api() -> None:
         "Client",
         "CoxResult",
         "FeasibilityResult",
+        "FitResult",
         "GenericResult",
         "GlmResult",
         "KmResult",
@@ -35,4 +36,5 @@ def test_no_private_or_stray_public_names() -> None:
     modules.add("billing")  # client.applications, .quotes, .invoices and .billing
     modules.update({"result_registry", "http_errors"})  # result_for; the hub's errors as PhdsError
     modules.update({"benchmark_methods", "results_benchmark", "plots_funnel"})  # client.benchmark
+    modules.update({"learning_methods", "results_learning", "plots_learning"})  # client.fit, FitResult
     assert public - modules == set(phds.sdk.__all__)

@@ -147,6 +147,12 @@ class Analysis(abc.ABC, Generic[P]):
         """The most rounds one study of this analysis may take at a node (one-round analyses: 1)."""
         return 1
 
+    def round_deadline_seconds(self, params: P) -> float | None:
+        """How long the hub waits for a round's answers before it skips the hospitals that have not
+        answered (the runner's sweep marks them timed out and combines the others); None: no per-round
+        deadline, only the study's."""
+        return None
+
     def dp_rounds(self, params: P) -> int:
         """The rounds a study's DP loss is split over (the gate spends loss / dp_rounds per round)."""
         return self.max_rounds(params)

@@ -36,6 +36,8 @@ DEFAULT_ANALYSES: dict[str, str] = {
     "survival.km": "phds.analyses.km:KaplanMeier",
     "stats.glm": "phds.analyses.glm:Glm",
     "benchmarking.indicators": "phds.analyses.benchmarking:Benchmarking",
+    "learning.fedavg": "phds.analyses.learning:FedAvg",
+    "learning.fedprox": "phds.analyses.learning:FedProx",
 }
 
 

@@ -58,5 +58,10 @@ def node_toml(hospital: DemoHospital, hub_url: str, network_keys: dict[str, str]
         'analyses = ["benchmarking.*"]',
         f'approval = "{hospital.approval}"',
         "",
+        "[[policy.rules]]",
+        'name = "federated learning"',
+        'analyses = ["learning.*"]',
+        f'approval = "{hospital.approval}"',
+        "",
     ]
     return "\n".join(lines)

@@ -30,6 +30,7 @@ from phds.hub.billing_applications import check_study_billing
 from phds.hub.events import TaskAnswered, record_event
 from phds.hub.metering import Metering, check_receipt
 from phds.hub.notify import Notifier
+from phds.hub.runner_deadlines import skip_stragglers
 from phds.hub.runner_rounds import (
     Wakeups,
     advance,
@@ -320,6 +321,7 @@ class StudyRunner:
             log.info("re-queued %d task(s) whose lease expired", len(requeued))
         self._wake(wake)
         self.secure.sweep(now)
+        skip_stragglers(self.store, now, self._wakeups, self._wake)
         for study_id in due:
             self._deadline(study_id, now)
         return SweepReport(len(requeued), len(due))

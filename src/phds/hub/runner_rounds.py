@@ -144,7 +144,14 @@ def _complete_round(
         log.exception("study %s: combine of round %d raised", study.id, study.round)
         finish(uow, study, StudyState.FAILED, now, error=f"combine failed: {type(exc).__name__}: {exc}")
         return
-    apply_outcome(uow, study, outcome, sorted(released), now, wake, budgets=released_budgets(released))
+    extra = None
+    if study.spec.get("secure_aggregation"):  # a clear last round (e.g. an evaluation) after secure ones
+        from phds.hub.runner_secure import secure_summary
+
+        extra = {"secure_aggregation": secure_summary(uow, study)}
+    apply_outcome(
+        uow, study, outcome, sorted(released), now, wake, budgets=released_budgets(released), extra=extra
+    )
 
 
 def apply_outcome(
@@ -178,7 +185,12 @@ def apply_outcome(
         return
     answered = all(t.outcome == "answered" for t in study.targets)
     state = StudyState.COMPLETED if answered else StudyState.PARTIALLY_COMPLETED
-    result = {**outcome.result, "notes": list(outcome.notes), **(extra or {})}
+    stragglers = [
+        f"{t.organisation.name}: {t.reason}"
+        for t in study.targets
+        if t.outcome == "timed_out" and (t.reason or "").startswith("straggler")
+    ]
+    result = {**outcome.result, "notes": [*outcome.notes, *stragglers], **(extra or {})}
     if budgets:
         result["dp_budget"] = budgets
     finish(uow, study, state, now, result=result)

@@ -69,11 +69,11 @@ def complete_secure_round(
         finish(uow, study, StudyState.FAILED, now, error=f"combine failed: {type(exc).__name__}: {exc}")
         return
     apply_outcome(
-        uow, study, result, contributors, now, wake, extra={"secure_aggregation": _summary(uow, study)}
+        uow, study, result, contributors, now, wake, extra={"secure_aggregation": secure_summary(uow, study)}
     )
 
 
-def _summary(uow: UnitOfWork, study: StudyRow) -> dict[str, Any]:
+def secure_summary(uow: UnitOfWork, study: StudyRow) -> dict[str, Any]:
     """Per secure round: who contributed, who dropped out before or after sending a masked input."""
     rounds = []
     for round_no in range(1, study.round + 1):
@@ -172,4 +172,4 @@ class SecureRounds:
         return closed
 
 
-__all__ = ["SecureRounds", "complete_secure_round"]
+__all__ = ["SecureRounds", "complete_secure_round", "secure_summary"]

@@ -26,6 +26,11 @@ from phds.protocol.privacy import ClippingBounds
 
 log = logging.getLogger(__name__)
 
+FL_MIN_ROWS = 50
+"""The default ``fl_min_rows``: a model update is a function of the node's rows, and with few of them a
+clipped update is close to one row's gradient (a one-row node's update *is* its row's gradient); 50
+rows keep the update an average (a policy may raise it)."""
+
 RequesterCategory = Literal["academic", "public", "non-profit", "sme", "industry"]
 ServiceType = Literal["feasibility", "analytical_study", "research", "clinical_trial_support", "innovation"]
 ApprovalMode = Literal["auto", "manual"]
@@ -207,6 +212,11 @@ class Policy(_Strict):
     nfilter_glm: float = Field(NETWORK_NFILTER_GLM, description="Max parameters per observation, ≤ 0.33.")
     nfilter_tab: int | None = Field(None, description="Min rows per binary level; default min_cell_count.")
     differencing_guard: bool = Field(True, description="Refuse counts of near-identical cohorts.")
+    fl_min_rows: int = Field(
+        FL_MIN_ROWS,
+        ge=NETWORK_MIN_CELL_COUNT,
+        description="Federated learning: the fewest training rows a node trains a round on.",
+    )
     discrete_max_levels: int = Field(
         10, ge=2, le=50, description="A variable with at most this many values is gated as a count."
     )

@@ -21,6 +21,9 @@ Each type maps to one release rule of the gate:
   no vocabulary entry named for a suppressed count;
 * :class:`NamingAggregate` — whether a benchmarking result may name this hospital: the gate fills it in
   from the node's own policy (``[policy.benchmarking]``), never from what the analysis or hub says.
+* :class:`UpdateAggregate` — a federated-learning model update: at least the policy's ``fl_min_rows``
+  rows, parameters vs rows (nfilter.glm), within its L2 clip, finite, a design that isolates no row, and
+  a global model (the hub's) that singles out no row; under DP, a noisy sum of per-row clipped gradients.
 """
 
 from __future__ import annotations
@@ -177,8 +180,40 @@ class NamingAggregate:
     name: str
 
 
+@dataclass(frozen=True)
+class UpdateAggregate:
+    """A federated-learning round at one node (``learning.fedavg`` / ``learning.fedprox``).
+
+    ``update`` is the local model's change Δ = w_local − w_global, already clipped by the analysis to
+    L2 norm ``clip_norm`` (the gate checks it again and refuses a longer one); ``values`` are scalars
+    released beside it (e.g. the mean loss at the global model). ``design`` is the training inputs and
+    outcome, ``point`` the linear predictors and p(1 − p) at the global model the hub sent, and
+    ``row_norms`` each row's gradient norm there, so the gate can refuse a global model that makes a
+    few rows carry the update. Under differential privacy ``row_gradients`` (one per row, at the global
+    model) replace ``update``: the gate clips each row to ``clip_norm``, sums them and adds Gaussian
+    noise (one person changes the sum by at most ``clip_norm``; see :mod:`phds.node.gate.dp_step`).
+    """
+
+    name: str
+    persons: Persons
+    n_params: int
+    clip_norm: float
+    update: NDArray[np.float64] | None
+    design: DesignEvidence
+    point: PointEvidence
+    row_norms: NDArray[np.float64]
+    values: Mapping[str, float] | None = None
+    row_gradients: NDArray[np.float64] | None = None
+
+
 Aggregate = (
-    CountAggregate | BreakdownAggregate | SumAggregate | ModelAggregate | ProfileAggregate | NamingAggregate
+    CountAggregate
+    | BreakdownAggregate
+    | SumAggregate
+    | ModelAggregate
+    | ProfileAggregate
+    | NamingAggregate
+    | UpdateAggregate
 )
 
 __all__ = [
@@ -193,4 +228,5 @@ __all__ = [
     "ProfileAggregate",
     "RiskSetEvidence",
     "SumAggregate",
+    "UpdateAggregate",
 ]

@@ -24,6 +24,7 @@ from phds.sdk.results import (
 )
 from phds.sdk.results_benchmark import BenchmarkResult
 from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
+from phds.sdk.results_learning import FitResult
 from phds.sdk.results_stats import CoxResult, GlmResult, KmResult
 from phds.sdk.studyfile import load_study
 
@@ -34,6 +35,7 @@ __all__ = [
     "Client",
     "CoxResult",
     "FeasibilityResult",
+    "FitResult",
     "GenericResult",
     "GlmResult",
     "KmResult",

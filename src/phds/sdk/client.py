@@ -27,6 +27,7 @@ from phds.protocol.studies import StudySpec, StudyView
 from phds.protocol.trust import OrganisationAttestation, ReleaseEnvelope
 from phds.sdk.benchmark_methods import BenchmarkMethods
 from phds.sdk.http_errors import error_from_response
+from phds.sdk.learning_methods import LearningMethods
 from phds.sdk.result_registry import result_for
 from phds.sdk.results import StudyResult
 from phds.sdk.stats_methods import StatsMethods
@@ -48,7 +49,7 @@ MAX_WAIT_POLL = 60.0
 Progress = Callable[[StudyView], None]
 
 
-class Client(StatsMethods, BenchmarkMethods):
+class Client(StatsMethods, LearningMethods, BenchmarkMethods):
     """A requester's connection to a hub: submit studies, follow them, fetch their results.
 
     ``transport`` is passed to :class:`httpx.Client` (for proxies, custom TLS, or an in-process hub).

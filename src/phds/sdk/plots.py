@@ -70,6 +70,7 @@ def plot_result(result: StudyResult, path: str | Path | None = None) -> Figure:
     from phds.sdk.plots_counts import characterisation_plot, feasibility_plot, table_plot
     from phds.sdk.results_benchmark import BenchmarkResult
     from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
+    from phds.sdk.results_learning import FitResult
     from phds.sdk.results_stats import CoxResult, GlmResult, KmResult
 
     if isinstance(result, KmResult):
@@ -88,6 +89,10 @@ def plot_result(result: StudyResult, path: str | Path | None = None) -> Figure:
         from phds.sdk.plots_funnel import funnel_plot
 
         fig = funnel_plot(result)
+    elif isinstance(result, FitResult):
+        from phds.sdk.plots_learning import plot_fit
+
+        fig = plot_fit(result, "roc")
     else:
         raise InputError(f"no plot for analysis {result.study.spec.analysis.name}", field="plot")
     if path is not None:

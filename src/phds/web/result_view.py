@@ -20,6 +20,7 @@ from jinja2 import Environment
 from phds.sdk.results import FeasibilityResult, StudyResult
 from phds.sdk.results_benchmark import BenchmarkResult
 from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
+from phds.sdk.results_learning import FitResult
 from phds.sdk.results_stats import CoxResult, GlmResult, KmResult, _p_text, _stars
 
 RATIO_LABELS = {"binomial": "Odds ratio", "poisson": "Rate ratio"}
@@ -103,6 +104,8 @@ def has_plot(result: StudyResult) -> bool:
         return any(result.curves.values())
     if isinstance(result, BenchmarkResult):
         return any(r.get("ratio") is not None for r in result.rows)
+    if isinstance(result, FitResult):
+        return bool(result.roc)
     return isinstance(result, TableResult | SummaryResult | FeasibilityResult)
 
 

@@ -156,6 +156,11 @@ class TaskRepo:
         self.session.flush()
         return rows
 
+    def studies_waiting(self) -> list[uuid.UUID]:
+        """Ids of studies with a queued or leased task (a round still waiting for a node)."""
+        query = select(TaskRow.study_id).where(TaskRow.state.in_(("queued", "leased"))).distinct()
+        return list(self.session.scalars(query))
+
     def of_study(self, study_id: uuid.UUID, *, round_no: int | None = None) -> list[TaskRow]:
         query = select(TaskRow).where(TaskRow.study_id == study_id).options(*_TASK_ONLY)
         if round_no is not None:

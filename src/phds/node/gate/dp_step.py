@@ -9,7 +9,10 @@ request and the policy), this step releases every aggregate through an OpenDP me
   noise on every cell of its grid (one person is in one cell: sensitivity 1); its total is the sum of
   the noisy cells. The grid must not depend on the data: analyses use declared or vocabulary levels;
 * **sums** are clipped to the bounds of their variable and noised together (L2 sensitivity over all
-  the sums one person enters); their n is a noisy count.
+  the sums one person enters); their n is a noisy count;
+* a **model update** (DP-FedAvg) becomes the Gaussian-noised sum of per-row gradients clipped to the
+  study's clip norm (sensitivity: the clip; :mod:`phds.privacy.dp_learning`) and a noisy count of its
+  rows, after the policy's ``fl_min_rows`` check.
 
 Models and profiles have no DP mechanism here: under DP they are refused. Neighbouring datasets differ
 by one person (add/remove). The study's loss ρ is split evenly over the analysis's rounds and over the
@@ -34,18 +37,25 @@ from phds.errors import DisclosureRefused, InputError
 from phds.node.dp_ledger import DpLedger
 from phds.node.gate.pipeline import Next, Release
 from phds.privacy import dp
-from phds.privacy.aggregates import Aggregate, BreakdownAggregate, CountAggregate, Persons, SumAggregate
+from phds.privacy.aggregates import (
+    Aggregate,
+    BreakdownAggregate,
+    CountAggregate,
+    Persons,
+    SumAggregate,
+    UpdateAggregate,
+)
 from phds.privacy.dp_distributed import distributed_counts
 from phds.protocol.canonical import canonical_hash
 from phds.protocol.privacy import DpBudget, DpStatement
-from phds.protocol.releases import ReleasedBreakdown, ReleasedCount, ReleasedSums
+from phds.protocol.releases import ReleasedBreakdown, ReleasedCount, ReleasedModel, ReleasedSums
 
 
 def _parts(agg: Aggregate) -> int:
     """How many shares of the round's loss an aggregate spends (sums: their n and the sums)."""
     if isinstance(agg, CountAggregate | BreakdownAggregate):
         return 1
-    if isinstance(agg, SumAggregate):
+    if isinstance(agg, SumAggregate | UpdateAggregate):
         return 2
     raise DisclosureRefused(
         f"{agg.name}: differential privacy is in force for this study and a {type(agg).__name__} has no "
@@ -79,6 +89,13 @@ def evidence_key(agg: Aggregate, settings: Mapping[str, Any]) -> str:
             h.update(
                 np.ascontiguousarray(np.asarray(agg.contributions[name], dtype=np.float64)[order]).tobytes()
             )
+    elif isinstance(agg, UpdateAggregate):  # the per-row gradients at this round's global model
+        order = _ids_digest(h, agg.persons)
+        grads = agg.row_gradients if agg.row_gradients is not None else np.zeros((0, 0))
+        h.update(np.ascontiguousarray(np.asarray(grads, dtype=np.float64)[order]).tobytes())
+        h.update(repr(float(agg.clip_norm)).encode())
+    else:  # pragma: no cover - _parts refuses every other type under DP first
+        raise InputError(f"{agg.name}: no evidence key for {type(agg).__name__}", field="aggregates")
     return h.hexdigest()
 
 
@@ -186,6 +203,8 @@ class DpStep:
                 upper=math.ceil(total + total_stmt.ci95), dp=total_stmt,
             )  # fmt: skip
             return ReleasedBreakdown(total=total_count, cells=out)
+        if isinstance(agg, UpdateAggregate):
+            return _noisy_update(release, agg, per, s)
         assert isinstance(agg, SumAggregate)
         n_noisy = dp.noisy_counts([agg.persons.size], per, mechanism=mech)  # type: ignore[arg-type]
         sums = dp.noisy_sums(dict(agg.contributions), _bounds(agg), per)
@@ -194,6 +213,26 @@ class DpStep:
             values={name: float(v.values[0]) for name, v in sums.items()},
             dp={name: _statement(v, s.delta) for name, v in sums.items()},
         )
+
+
+def _noisy_update(release: Release, agg: UpdateAggregate, per: dp.PrivacyLoss, s: DpInForce) -> ReleasedModel:
+    from phds.node.gate.rules import check_update_rows
+    from phds.privacy.dp_learning import noisy_clipped_sum
+
+    check_update_rows(release, agg)
+    if agg.row_gradients is None:
+        raise DisclosureRefused(f"{agg.name}: under DP an update needs its per-row gradients")
+    n_noisy = dp.noisy_counts([agg.persons.size], per, mechanism=s.mechanism)  # type: ignore[arg-type]
+    noisy = noisy_clipped_sum(agg.row_gradients, agg.clip_norm, per)
+    return ReleasedModel(
+        n_obs=_count(n_noisy.values[0], _statement(n_noisy, s.delta), release.k),
+        n_params=agg.n_params,
+        values={
+            "gradient_sum": noisy.values,
+            "clip_norm": float(agg.clip_norm),
+            "dp": _statement(noisy, s.delta).model_dump(mode="json"),
+        },
+    )
 
 
 def _shares(agg: Aggregate, per: dp.PrivacyLoss, parties: int, delta: float, k: int) -> Any:
@@ -252,6 +291,8 @@ def _reused(stored: dict[str, Any]) -> Any:
         return ReleasedCount.model_validate(marked)
     if stored["type"] == "breakdown":
         return ReleasedBreakdown.model_validate(marked)
+    if stored["type"] == "model":
+        return ReleasedModel.model_validate(marked)
     return ReleasedSums.model_validate(marked)
 
 

@@ -15,6 +15,11 @@
   design that isolates no fewer than k rows (cells of its discrete columns, leverage, weights,
   dominance of column sums) and, at a parameter value the hub proposed, bounded linear predictors and
   working weights spread over enough rows. Any failure refuses the release.
+* **Model updates** (federated learning) need at least the policy's ``fl_min_rows`` training rows,
+  nfilter.glm saturation and residual dof as models do, an update within its declared L2 clip and
+  finite, the model design check, and at the hub's global model bounded linear predictors, spread
+  working weights and no two rows carrying most of the gradient (the N-K rule on per-row gradient
+  norms): a crafted global model that saturates every row but one would make the update that row's.
 
 * **Naming** (benchmarking) is no data: the rule states the node policy's ``[policy.benchmarking]``
   consent (``allow_names``, and whether the task's verified requester is one of ``own_organisations``).
@@ -43,6 +48,7 @@ from phds.privacy.aggregates import (
     NamingAggregate,
     ProfileAggregate,
     SumAggregate,
+    UpdateAggregate,
 )
 from phds.protocol.releases import (
     ReleasedBreakdown,
@@ -68,6 +74,7 @@ class ValidateStep:
             ModelAggregate,
             ProfileAggregate,
             NamingAggregate,
+            UpdateAggregate,
         )
         for agg in release.aggregates:
             if not isinstance(agg, known):
@@ -92,6 +99,8 @@ class RulesStep:
                 release.values[agg.name] = profile_rule(release, agg)
             elif isinstance(agg, NamingAggregate):
                 release.values[agg.name] = naming_rule(release, agg)
+            elif isinstance(agg, UpdateAggregate):
+                release.values[agg.name] = update_rule(release, agg)
             else:
                 release.values[agg.name] = model_rule(release, agg)
         return call_next(release)
@@ -203,6 +212,64 @@ def naming_rule(release: Release, agg: NamingAggregate) -> ReleasedNaming:
     )
 
 
+def check_update_rows(release: Release, agg: UpdateAggregate) -> int:
+    """The training rows of an update, refused below the policy's ``fl_min_rows`` (and k)."""
+    n_rows = int(agg.persons.ids.shape[0])
+    if n_rows < max(release.k, release.policy.fl_min_rows):
+        raise DisclosureRefused(
+            f"{agg.name}: this hospital's policy trains a federated model on at least "
+            f"{release.policy.fl_min_rows} rows (fl_min_rows)"
+        )
+    return n_rows
+
+
+def check_global_model(agg: UpdateAggregate, limits: Any, rules: Any) -> None:
+    """Refuse to train at a global model (the hub's) that singles out rows: a linear predictor beyond
+    R's logit clamp saturates every row but the few it spares; working weights p(1 − p) or per-row
+    gradient norms whose effective number of rows (Σv)²/Σv² (Kish 1965) is below k, or that fail the
+    dominance rules, mean the update is carried by fewer than k rows."""
+    if agg.point.eta is not None:
+        design_checks.check_linear_predictor(agg.point.eta, limits.eta_bound)
+    for what, v in (("working weights", agg.point.working_weights), ("per-row gradients", agg.row_norms)):
+        values = np.asarray(v, dtype=float)
+        if not np.all(np.isfinite(values)) or design_checks.effective_sample_size(values) < limits.ess_limit:
+            raise DisclosureRefused(
+                f"{agg.name}: at the global model the hub sent, the {what} are carried by fewer than "
+                f"{limits.k} rows"
+            )
+        dominance.check_sum(f"{agg.name}: {what} at the global model", values, rules)
+
+
+def update_rule(release: Release, agg: UpdateAggregate) -> ReleasedModel:
+    """A model update (module docstring); any failure refuses the release."""
+    k, policy = release.k, release.policy
+    n_rows = check_update_rows(release, agg)
+    dc.check_glm_saturation(agg.n_params, n_rows, policy.nfilter_glm)
+    dominance.check_residual_dof(n_rows, agg.n_params, policy.dominance_rules())
+    if agg.update is None:
+        raise InputError(f"{agg.name}: an update without DP carries its clipped Δ", field="aggregates")
+    update = np.asarray(agg.update, dtype=float).ravel()
+    if update.size != agg.n_params or not np.all(np.isfinite(update)):
+        raise DisclosureRefused(f"{agg.name}: the update is not {agg.n_params} finite numbers")
+    if not (math.isfinite(agg.clip_norm) and agg.clip_norm > 0):
+        raise InputError(f"{agg.name}: the clip norm must be a positive number", field="aggregates")
+    if float(np.linalg.norm(update)) > agg.clip_norm * (1 + 1e-9):
+        raise DisclosureRefused(f"{agg.name}: the update is longer than its L2 clip {agg.clip_norm:g}")
+    limits = policy.design_limits()
+    d = agg.design
+    if not _checked_before(d, limits):
+        y = d.y if d.y is not None else np.zeros(d.x.shape[0])
+        design_checks.check_design(d.x, list(d.columns), y, d.weights, limits)
+        _remember_checked(d, limits)
+    check_global_model(agg, limits, policy.dominance_rules())
+    values: dict[str, Any] = {"update": update.tolist(), "clip_norm": float(agg.clip_norm)}
+    values.update({str(key): float(v) for key, v in (agg.values or {}).items()})
+    release.guard(agg.name, agg.persons)
+    return ReleasedModel(
+        n_obs=ReleasedCount.exact(n_rows, k), n_params=agg.n_params, values=finite(agg.name, values)
+    )
+
+
 _PROFILE_COUNTS = frozenset({"persons", "records", "numberOfUniqueIndividuals", "numberOfRecords"})
 
 
@@ -278,8 +345,10 @@ __all__ = [
     "RulesStep",
     "ValidateStep",
     "breakdown_rule",
+    "check_update_rows",
     "count_rule",
     "model_rule",
     "naming_rule",
     "sums_rule",
+    "update_rule",
 ]
