@@ -93,6 +93,21 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "coverage": 0.9,
         "max_iter": 30,
     },
+    "learning.fedavg": {
+        "table": {"dataset": "cnsim"},
+        "outcome": "DIS_DIAB",
+        "features": {"numeric": ["LAB_HDL", "PM_BMI_CONTINUOUS"], "categorical": {"GENDER": ["0", "1"]}},
+        "model": {"kind": "logistic"},
+        "rounds": 10,
+        "clip_norm": 50.0,
+    },
+    "learning.fedprox": {
+        "table": {"dataset": "cnsim"},
+        "outcome": "DIS_DIAB",
+        "features": {"numeric": ["LAB_HDL"]},
+        "model": {"kind": "mlp", "hidden": [8]},
+        "mu": 0.1,
+    },
 }
 
 
