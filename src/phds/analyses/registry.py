@@ -35,6 +35,7 @@ DEFAULT_ANALYSES: dict[str, str] = {
     "survival.cox": "phds.analyses.cox:CoxPH",
     "survival.km": "phds.analyses.km:KaplanMeier",
     "stats.glm": "phds.analyses.glm:Glm",
+    "synthetic.mst": "phds.analyses.synthetic:SyntheticMst",
 }
 
 

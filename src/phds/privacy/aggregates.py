@@ -18,7 +18,9 @@ Each type maps to one release rule of the gate:
   saturation, residual degrees of freedom, isolation of rows (cells, leverage, weights) and the
   admissibility of a β the hub proposed;
 * :class:`ProfileAggregate` — the catalogue's dataset profile; every count 0, suppressed or ≥ k, and
-  no vocabulary entry named for a suppressed count.
+  no vocabulary entry named for a suppressed count;
+* :class:`MarginalsAggregate` — a synthetic-data generator's measurements (MST's noisy marginals) of
+  declared, discretised columns; released only under differential privacy, never exactly.
 """
 
 from __future__ import annotations
@@ -166,13 +168,37 @@ class ProfileAggregate:
     profile: Mapping[str, Any]
 
 
-Aggregate = CountAggregate | BreakdownAggregate | SumAggregate | ModelAggregate | ProfileAggregate
+@dataclass(frozen=True)
+class MarginalsAggregate:
+    """The rows (*frame*, aligned with ``persons.ids``) a DP synthetic-data generator measures.
+
+    ``bins`` (:class:`~phds.privacy.synthetic_dp.ColumnBins`) declare each column's categories or cuts,
+    so the domain does not depend on the data. The gate's DP step runs the ``algorithm`` (``"mst"``)
+    and releases its noisy marginals; the exact rules refuse it (there is no exact release of it).
+    """
+
+    name: str
+    persons: Persons
+    frame: Any  # pandas.DataFrame with one column per bins entry
+    bins: Sequence[Any]
+    algorithm: str = "mst"
+
+
+Aggregate = (
+    CountAggregate
+    | BreakdownAggregate
+    | SumAggregate
+    | ModelAggregate
+    | ProfileAggregate
+    | MarginalsAggregate
+)
 
 __all__ = [
     "Aggregate",
     "BreakdownAggregate",
     "CountAggregate",
     "DesignEvidence",
+    "MarginalsAggregate",
     "ModelAggregate",
     "Persons",
     "PointEvidence",

@@ -16,6 +16,9 @@
   dominance of column sums) and, at a parameter value the hub proposed, bounded linear predictors and
   working weights spread over enough rows. Any failure refuses the release.
 
+* **Marginals** (a synthetic-data generator's measurements) have no exact release: outside
+  differential privacy they are refused (the DP step releases them with noise).
+
 Every exactly released person set is registered for the overlap guard. Messages never state a count.
 """
 
@@ -36,6 +39,7 @@ from phds.privacy.aggregates import (
     BreakdownAggregate,
     CountAggregate,
     DesignEvidence,
+    MarginalsAggregate,
     ModelAggregate,
     ProfileAggregate,
     SumAggregate,
@@ -56,7 +60,14 @@ class ValidateStep:
         names = [a.name for a in release.aggregates]
         if len(set(names)) != len(names):
             raise InputError(f"aggregate names must be unique, got {names}", field="aggregates")
-        known = (CountAggregate, BreakdownAggregate, SumAggregate, ModelAggregate, ProfileAggregate)
+        known = (
+            CountAggregate,
+            BreakdownAggregate,
+            SumAggregate,
+            ModelAggregate,
+            ProfileAggregate,
+            MarginalsAggregate,
+        )
         for agg in release.aggregates:
             if not isinstance(agg, known):
                 raise InputError(f"unknown aggregate type {type(agg).__name__}", field="aggregates")
@@ -78,6 +89,8 @@ class RulesStep:
                 release.values[agg.name] = sums_rule(release, agg)
             elif isinstance(agg, ProfileAggregate):
                 release.values[agg.name] = profile_rule(release, agg)
+            elif isinstance(agg, MarginalsAggregate):
+                marginals_rule(agg)
             else:
                 release.values[agg.name] = model_rule(release, agg)
         return call_next(release)
@@ -176,6 +189,15 @@ def model_rule(release: Release, agg: ModelAggregate) -> ReleasedModel:
     release.guard(agg.name, agg.persons)
     return ReleasedModel(
         n_obs=ReleasedCount.exact(n_rows, k), n_params=agg.n_params, values=finite(agg.name, agg.values)
+    )
+
+
+def marginals_rule(agg: MarginalsAggregate) -> None:
+    """Exact marginals of the declared columns would publish the table's cross-tabulations (a 1-row table
+    publishes its row): a generator's marginals leave only with DP noise, from the DP step."""
+    raise DisclosureRefused(
+        f"{agg.name}: a synthetic-data generator's marginals are released only under differential "
+        "privacy; add a dp: block to the study"
     )
 
 
