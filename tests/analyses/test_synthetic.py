@@ -44,7 +44,14 @@ def test_two_hospitals_get_a_dp_synthetic_dataset_with_a_hospital_column(
 ) -> None:
     tables = {f"h{i}": {"cnsim": _cnsim(shared_data, i)} for i in (1, 2)}
     params = {"table": {"dataset": "cnsim"}, "columns": COLUMNS, "rows": 800, "seed": 3}
-    run = run_federation("synthetic.mst", params, tables, folder=tmp_path, dp={"epsilon": 2.0})
+    run = run_federation(
+        "synthetic.mst",
+        params,
+        tables,
+        folder=tmp_path,
+        dp={"epsilon": 2.0},
+        service_type="synthetic_dataset",
+    )
     assert run.error is None and not run.refused, (run.error, run.refused)
     result = run.result
     assert result is not None and run.rounds == 2

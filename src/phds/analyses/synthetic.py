@@ -89,7 +89,7 @@ class SyntheticMst(Analysis[SyntheticParams]):
     title: ClassVar[str] = "Synthetic dataset (MST, differentially private)"
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "tabular"
     params_model = SyntheticParams
-    service_types: ClassVar[tuple[ServiceType, ...]] = (ServiceType.RESEARCH, ServiceType.INNOVATION)
+    service_types: ClassVar[tuple[ServiceType, ...]] = (ServiceType.SYNTHETIC_DATASET,)
     dp_support: ClassVar[bool] = True
 
     def max_rounds(self, params: SyntheticParams) -> int:
@@ -99,6 +99,10 @@ class SyntheticMst(Analysis[SyntheticParams]):
         start = time.perf_counter()
         if ctx.dp is None:  # the gate refuses exact marginals anyway; say so before reading any row
             raise DisclosureRefused("synthetic.mst runs only under differential privacy: add a dp: block")
+        if ctx.service_type != ServiceType.SYNTHETIC_DATASET.value:  # the tariff prices it as its own service
+            raise InputError(
+                "a synthetic dataset is bought as service_type synthetic_dataset", field="service_type"
+            )
         names = [c.name for c in params.columns]
         table = analysis_table(ctx.data, params.table, names)
         frame = table.select([*names, id_column(params.table)]).execute()

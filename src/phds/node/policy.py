@@ -27,11 +27,19 @@ from phds.protocol.privacy import ClippingBounds
 log = logging.getLogger(__name__)
 
 RequesterCategory = Literal["academic", "public", "non-profit", "sme", "industry"]
-ServiceType = Literal["feasibility", "analytical_study", "research", "clinical_trial_support", "innovation"]
+ServiceType = Literal[
+    "feasibility", "analytical_study", "research", "clinical_trial_support", "innovation", "synthetic_dataset"
+]
 ApprovalMode = Literal["auto", "manual"]
 CategoryPattern = Literal["*", "academic", "public", "non-profit", "sme", "industry"]
 ServicePattern = Literal[
-    "*", "feasibility", "analytical_study", "research", "clinical_trial_support", "innovation"
+    "*",
+    "feasibility",
+    "analytical_study",
+    "research",
+    "clinical_trial_support",
+    "innovation",
+    "synthetic_dataset",
 ]
 
 CATEGORIES: tuple[str, ...] = ("academic", "public", "non-profit", "sme", "industry")
@@ -41,6 +49,7 @@ SERVICE_TYPES: tuple[str, ...] = (
     "research",
     "clinical_trial_support",
     "innovation",
+    "synthetic_dataset",
 )
 
 

@@ -76,6 +76,20 @@ def test_the_study_without_dp_gets_nothing(tmp_path: Path) -> None:
     assert not run.releases.get("h1")
 
 
+def test_a_synthetic_dataset_bought_as_a_cheaper_service_is_refused(tmp_path: Path) -> None:
+    """Billing side door: the same release bought as a free-allowance feasibility query. The node, whose
+    signed receipt names the service type, refuses before reading a row."""
+    run = run_federation(
+        "synthetic.mst",
+        PARAMS,
+        {"h1": {"cnsim": cnsim_path(1)}},
+        folder=tmp_path,
+        dp={"epsilon": 1.0},
+        service_type="feasibility",
+    )
+    assert run.result is None and "synthetic_dataset" in run.refused["h1"]
+
+
 def test_secure_aggregation_is_no_way_round_the_noise() -> None:
     """Attack: ask for the marginals under secure aggregation, hoping for un-noised sums. Refused."""
     with pytest.raises(InputError, match="secure aggregation"):
@@ -84,7 +98,7 @@ def test_secure_aggregation_is_no_way_round_the_noise() -> None:
 
 def test_the_wire_model_refuses_marginals_without_a_dp_statement() -> None:
     """A recipient (hub, SDK, verifier) never accepts marginals that say nothing of their noise."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="dp"):
         ReleasedMarginals.model_validate(
             {
                 "algorithm": "mst",
