@@ -9,6 +9,7 @@ leaks rows.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ import pytest
 from phds.analyses.testing import run_federation
 from phds.privacy.dp import PrivacyLoss
 from phds.privacy.synthetic_dp import ColumnBins, discretise, fit_and_sample, measure_mst
+from phds.protocol.studies import StudyView
+from phds.sdk.result_registry import result_for
+from phds.sdk.results_synthetic import SyntheticResult
 
 COLUMNS: list[dict[str, Any]] = [
     {"name": "GENDER", "categories": [0, 1]},
@@ -78,6 +82,54 @@ def test_two_hospitals_get_a_dp_synthetic_dataset_with_a_hospital_column(
     assert fidelity["one_way_mean"] > 0.85 and len(fidelity["tree"]) == len(COLUMNS) - 1
     dcr = result["privacy"]["distance_to_closest_synthetic"]["h1"]
     assert set(dcr) == {"0", "1", "2", "3", "4", "ci95"}
+    _check_sdk_result(params, result, run.notes, tmp_path)
+
+
+def _check_sdk_result(
+    params: dict[str, Any], result: dict[str, Any], notes: list[str], tmp_path: Path
+) -> None:
+    """The SDK's typed result of the same study: rows, report dict, HTML and JSON files."""
+    view = StudyView.model_validate(
+        {
+            "id": "s-synth",
+            "submitted_at": "2026-12-02T12:00:00Z",
+            "finished_at": "2026-12-02T12:01:00Z",
+            "state": "completed",
+            "version": 3,
+            "round": 2,
+            "spec": {
+                "title": "synthetic",
+                "purpose": "tests",
+                "organisation": "uni-a",
+                "service_type": "synthetic_dataset",
+                "hospitals": ["h1", "h2"],
+                "analysis": {"name": "synthetic.mst", "params": params},
+            },
+            "hospitals": [
+                {"hospital": h, "state": "answered", "updated_at": "2026-12-02T12:00:00Z"}
+                for h in ("h1", "h2")
+            ],
+            "result": {
+                **result,
+                "notes": notes,
+                "answered": ["h1", "h2"],
+                "declined": [],
+                "refused": [],
+                "failed": [],
+            },
+        }
+    )
+    typed = result_for(view)
+    assert isinstance(typed, SyntheticResult)
+    frame = typed.to_frame()
+    assert frame.shape == (1600, 5) and set(frame["hospital"]) == {"h1", "h2"}
+    report = typed.report
+    assert set(report["hospitals"]) == {"h1", "h2"} and "rows" not in report["hospitals"]["h1"]
+    assert 0 <= report["hospitals"]["h1"]["exact_match_share"] <= 1
+    page = typed.write_report(tmp_path / "synthetic.html")
+    html = page.read_text(encoding="utf-8")
+    assert "data:image/png;base64," in html and "h2" in html and "Privacy budget spent" in html
+    assert json.loads(page.with_suffix(".json").read_text(encoding="utf-8"))["rows"] == 1600
 
 
 def test_synthetic_rows_reproduce_training_rows_no_more_than_dp_allows(shared_data: Path) -> None:

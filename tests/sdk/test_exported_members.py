@@ -19,6 +19,7 @@ def test_sdk_exports_are_exactly_the_public_api() -> None:
         "Study",
         "StudyResult",
         "SummaryResult",
+        "SyntheticResult",
         "TableResult",
         "Total",
         "load_study",
@@ -32,5 +33,6 @@ def test_no_private_or_stray_public_names() -> None:
     modules = {"client", "plots", "results", "results_descriptive", "results_stats", "stats_methods"}
     modules.update({"plots_counts", "studyfile", "verify"})  # verify: the client's study verification
     modules.add("billing")  # client.applications, .quotes, .invoices and .billing
+    modules.update({"results_synthetic", "synthetic_methods"})  # client.synthesize and its result
     modules.update({"result_registry", "http_errors"})  # result_for; the hub's errors as PhdsError
     assert public - modules == set(phds.sdk.__all__)

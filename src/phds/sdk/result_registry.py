@@ -10,12 +10,13 @@ from phds.protocol.studies import StudyView
 from phds.sdk.results import FeasibilityResult, GenericResult, MeanVarianceResult, StudyResult
 from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
 from phds.sdk.results_stats import CoxResult, GlmResult, KmResult
+from phds.sdk.results_synthetic import SyntheticResult
 
 RESULT_CLASSES: dict[str, type[StudyResult]] = {
     cls.analysis: cls
     for cls in (
         FeasibilityResult, MeanVarianceResult, SummaryResult, TableResult, CharacterisationResult,
-        GlmResult, CoxResult, KmResult,
+        GlmResult, CoxResult, KmResult, SyntheticResult,
     )
 }  # fmt: skip
 """The typed result class of each analysis, by its name; any other analysis reads as GenericResult."""
