@@ -126,6 +126,7 @@ def _check_sdk_result(
     report = typed.report
     assert set(report["hospitals"]) == {"h1", "h2"} and "rows" not in report["hospitals"]["h1"]
     assert 0 <= report["hospitals"]["h1"]["exact_match_share"] <= 1
+    assert "h2: 800 rows; fidelity one-way" in typed.summary()
     page = typed.write_report(tmp_path / "synthetic.html")
     html = page.read_text(encoding="utf-8")
     assert "data:image/png;base64," in html and "h2" in html and "Privacy budget spent" in html

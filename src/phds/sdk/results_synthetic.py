@@ -66,6 +66,21 @@ class SyntheticResult(StudyResult):
             "notes": list(self.raw.get("notes") or []),
         }
 
+    def summary(self) -> str:
+        """The dataset in a few lines: rows per hospital, fidelity, exact matches, the budget left."""
+        lines = [self._header(), f"{len(self.rows)} synthetic rows over {', '.join(self.columns)}"]
+        counts = self.to_frame()["hospital"].value_counts().to_dict() if self.rows else {}
+        for h, v in self.report["hospitals"].items():
+            f = v.get("fidelity") or {}
+            share = v.get("exact_match_share")
+            lines.append(
+                f"  {h}: {counts.get(h, 0)} rows; fidelity one-way {f.get('one_way_mean', 0):.3f}, "
+                f"two-way {f.get('two_way_mean', 0):.3f}; tree "
+                + ", ".join("–".join(e) for e in f.get("tree") or [])
+                + (f"; real rows reproduced exactly (noisy) {share:.2f}" if share is not None else "")
+            )
+        return "\n".join(lines)
+
     def plot(self, path: str | Path | None = None) -> Figure:
         """Marginal fidelity (1 − TVD against the released marginals) per marginal and hospital."""
         import matplotlib
