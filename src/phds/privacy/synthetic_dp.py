@@ -84,7 +84,8 @@ def _patch_mst_selection() -> None:
     """
     from opendp.extras.mbi import _mst
 
-    original = _mst._make_mst_select
+    module: Any = _mst
+    original: Any = module._make_mst_select
     if getattr(original, "__phds_margin__", False):
         return
 
@@ -92,7 +93,7 @@ def _patch_mst_selection() -> None:
         return original(*args, d_out=d_out * (1.0 - 1e-9), **kwargs)
 
     select.__phds_margin__ = True  # type: ignore[attr-defined]
-    _mst._make_mst_select = select
+    module._make_mst_select = select
 
 
 def _release(context: Any, bins: Sequence[ColumnBins], keys: Any, cuts: Any, rho: float) -> Any:
