@@ -19,6 +19,7 @@ that matters. Measured, each as the median of ``REPEATS`` runs:
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import resource
 import statistics
 import tempfile
@@ -29,8 +30,8 @@ from typing import Any
 
 from benchmarks.common import write_result
 
-ROWS = 100_000
-REPEATS = 3
+ROWS = int(os.environ.get("PHDS_SYNTHESIS_BENCH_ROWS", "100000"))  # spawned runs read it too
+REPEATS = int(os.environ.get("PHDS_SYNTHESIS_BENCH_REPEATS", "3"))
 RHO = 0.5
 CATEGORICAL = {"sex": 2, "ward": 4, "diagnosis": 6, "admission": 3, "outcome": 2}
 NUMERIC = ("age", "weight", "heart_rate", "crp", "stay_days")
@@ -170,9 +171,10 @@ def measure(repeats: int = REPEATS) -> dict[str, Any]:
     }
 
 
-def main() -> dict[str, Any]:
+def main(write: bool = True) -> dict[str, Any]:
     payload = measure()
-    write_result("synthesis", payload)
+    if write:
+        write_result("synthesis", payload)
     med = payload["median"]
     return {
         "mst_seconds": round(med["mst"]["seconds"], 2),

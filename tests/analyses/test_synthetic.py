@@ -133,6 +133,7 @@ def _check_sdk_result(
     assert json.loads(page.with_suffix(".json").read_text(encoding="utf-8"))["rows"] == 1600
 
 
+@pytest.mark.slow  # ~25 s: MST on 4,700 rows × 8 columns, cold JAX
 def test_synthetic_rows_reproduce_training_rows_no_more_than_dp_allows(shared_data: Path) -> None:
     """Memorisation, measured as membership: training rows vs held-out rows of the same population.
 

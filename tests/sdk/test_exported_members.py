@@ -33,6 +33,7 @@ def test_no_private_or_stray_public_names() -> None:
     modules = {"client", "plots", "results", "results_descriptive", "results_stats", "stats_methods"}
     modules.update({"plots_counts", "studyfile", "verify"})  # verify: the client's study verification
     modules.add("billing")  # client.applications, .quotes, .invoices and .billing
-    modules.update({"results_synthetic", "synthetic_methods"})  # client.synthesize and its result
+    # client.synthesize, its result and the report page (loaded by write_report)
+    modules.update({"results_synthetic", "synthetic_methods", "synthetic_report_html"})
     modules.update({"result_registry", "http_errors"})  # result_for; the hub's errors as PhdsError
     assert public - modules == set(phds.sdk.__all__)
