@@ -114,3 +114,18 @@ def test_the_glm_and_cox_benchmarks_run_over_federations(
     monkeypatch.setattr(bench_cox, "ROWS", 3000)
     seconds, compute, result = bench_cox.federated(bench_cox.dataset(tmp_path / "cox"), True, tmp_path)
     assert result["mode"] == "stratified_by_hospital" and seconds >= compute >= 0
+
+
+def test_the_synthesis_benchmark_measures_every_part_on_a_small_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from benchmarks import bench_synthesis
+
+    # The measurements run in spawned processes, which read the table size from the environment.
+    monkeypatch.setenv("PHDS_SYNTHESIS_BENCH_ROWS", "500")
+    monkeypatch.setattr(bench_synthesis, "ROWS", 500)
+    payload = bench_synthesis.measure(repeats=1)
+    json.dumps(payload)
+    assert set(payload["median"]) == {"exact", "mst", "gate", "hub"}
+    assert all(m["seconds"] > 0 and m["rss_peak_mib"] > 0 for m in payload["median"].values())
+    assert payload["ratio_mst_to_exact_marginals"] > 1

@@ -109,6 +109,12 @@ approval = "auto"
 name = "industry statistics"
 analyses = ["stats.*"]
 categories = ["industry"]
+
+[[policy.rules]]
+name = "synthetic datasets"
+analyses = ["synthetic.*"]
+service_types = ["synthetic_dataset"]
+approval = "auto"
 """
 
 ASTHMA, BRONCHITIS, FEMALE, MALE, EHR = 317009, 260139, 8532, 8507, 32817

@@ -21,6 +21,7 @@ def test_sdk_exports_are_exactly_the_public_api() -> None:
         "Study",
         "StudyResult",
         "SummaryResult",
+        "SyntheticResult",
         "TableResult",
         "Total",
         "load_study",
@@ -34,6 +35,8 @@ def test_no_private_or_stray_public_names() -> None:
     modules = {"client", "plots", "results", "results_descriptive", "results_stats", "stats_methods"}
     modules.update({"plots_counts", "studyfile", "verify"})  # verify: the client's study verification
     modules.add("billing")  # client.applications, .quotes, .invoices and .billing
+    # client.synthesize, its result and the report page (loaded by write_report)
+    modules.update({"results_synthetic", "synthetic_methods", "synthetic_report_html"})
     modules.update({"result_registry", "http_errors"})  # result_for; the hub's errors as PhdsError
     modules.update({"benchmark_methods", "results_benchmark", "plots_funnel"})  # client.benchmark
     modules.update({"learning_methods", "results_learning", "plots_learning"})  # client.fit, FitResult

@@ -38,6 +38,7 @@ DEFAULT_ANALYSES: dict[str, str] = {
     "benchmarking.indicators": "phds.analyses.benchmarking:Benchmarking",
     "learning.fedavg": "phds.analyses.learning:FedAvg",
     "learning.fedprox": "phds.analyses.learning:FedProx",
+    "synthetic.mst": "phds.analyses.synthetic:SyntheticMst",
 }
 
 

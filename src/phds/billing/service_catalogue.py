@@ -21,7 +21,7 @@ class BillableService(StrEnum):
     CLINICAL_TRIAL_SUPPORT = ServiceType.CLINICAL_TRIAL_SUPPORT.value
     INNOVATION = ServiceType.INNOVATION.value
     APPLICATION_FEE = "application_fee"
-    SYNTHETIC_DATASET = "synthetic_dataset"
+    SYNTHETIC_DATASET = ServiceType.SYNTHETIC_DATASET.value
     ANALYST_HOURS = "analyst_hours"
     PROJECT_MONTH = "project_month"
 

@@ -63,5 +63,11 @@ def node_toml(hospital: DemoHospital, hub_url: str, network_keys: dict[str, str]
         'analyses = ["learning.*"]',
         f'approval = "{hospital.approval}"',
         "",
+        "[[policy.rules]]",
+        'name = "synthetic datasets"',
+        'analyses = ["synthetic.*"]',
+        'service_types = ["synthetic_dataset"]',
+        f'approval = "{hospital.approval}"',
+        "",
     ]
     return "\n".join(lines)

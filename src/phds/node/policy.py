@@ -32,11 +32,19 @@ clipped update is close to one row's gradient (a one-row node's update *is* its 
 rows keep the update an average (a policy may raise it)."""
 
 RequesterCategory = Literal["academic", "public", "non-profit", "sme", "industry"]
-ServiceType = Literal["feasibility", "analytical_study", "research", "clinical_trial_support", "innovation"]
+ServiceType = Literal[
+    "feasibility", "analytical_study", "research", "clinical_trial_support", "innovation", "synthetic_dataset"
+]
 ApprovalMode = Literal["auto", "manual"]
 CategoryPattern = Literal["*", "academic", "public", "non-profit", "sme", "industry"]
 ServicePattern = Literal[
-    "*", "feasibility", "analytical_study", "research", "clinical_trial_support", "innovation"
+    "*",
+    "feasibility",
+    "analytical_study",
+    "research",
+    "clinical_trial_support",
+    "innovation",
+    "synthetic_dataset",
 ]
 
 CATEGORIES: tuple[str, ...] = ("academic", "public", "non-profit", "sme", "industry")
@@ -46,6 +54,7 @@ SERVICE_TYPES: tuple[str, ...] = (
     "research",
     "clinical_trial_support",
     "innovation",
+    "synthetic_dataset",
 )
 
 

@@ -24,6 +24,8 @@ Each type maps to one release rule of the gate:
 * :class:`UpdateAggregate` — a federated-learning model update: at least the policy's ``fl_min_rows``
   rows, parameters vs rows (nfilter.glm), within its L2 clip, finite, a design that isolates no row, and
   a global model (the hub's) that singles out no row; under DP, a noisy sum of per-row clipped gradients.
+* :class:`MarginalsAggregate` — a synthetic-data generator's measurements (MST's noisy marginals) of
+  declared, discretised columns; released only under differential privacy, never exactly.
 """
 
 from __future__ import annotations
@@ -206,6 +208,22 @@ class UpdateAggregate:
     row_gradients: NDArray[np.float64] | None = None
 
 
+@dataclass(frozen=True)
+class MarginalsAggregate:
+    """The rows (*frame*, aligned with ``persons.ids``) a DP synthetic-data generator measures.
+
+    ``bins`` (:class:`~phds.privacy.synthetic_dp.ColumnBins`) declare each column's categories or cuts,
+    so the domain does not depend on the data. The gate's DP step runs the ``algorithm`` (``"mst"``)
+    and releases its noisy marginals; the exact rules refuse it (there is no exact release of it).
+    """
+
+    name: str
+    persons: Persons
+    frame: Any  # pandas.DataFrame with one column per bins entry
+    bins: Sequence[Any]
+    algorithm: str = "mst"
+
+
 Aggregate = (
     CountAggregate
     | BreakdownAggregate
@@ -214,6 +232,7 @@ Aggregate = (
     | ProfileAggregate
     | NamingAggregate
     | UpdateAggregate
+    | MarginalsAggregate
 )
 
 __all__ = [
@@ -221,6 +240,7 @@ __all__ = [
     "BreakdownAggregate",
     "CountAggregate",
     "DesignEvidence",
+    "MarginalsAggregate",
     "ModelAggregate",
     "NamingAggregate",
     "Persons",

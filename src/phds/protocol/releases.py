@@ -130,8 +130,44 @@ class ReleasedNaming(WireModel):
     requester_is_own: bool
 
 
+class NoisyMarginal(WireModel):
+    """One noisy marginal: the counts of every cell of *clique*'s columns (row-major), with the noise's
+    standard deviation."""
+
+    clique: list[str]
+    values: list[float]
+    stddev: float = Field(gt=0)
+
+
+class MarginalColumn(WireModel):
+    """A discretised column: its cell labels in domain order, and the cuts of a numeric column."""
+
+    name: str
+    labels: list[str]
+    cuts: list[float] | None = None
+
+
+class ReleasedMarginals(WireModel):
+    """A DP synthetic-data generator's measurements (MST): noisy marginals, never exact ones.
+
+    ``dp`` is required: the gate has no exact release of marginals, and the wire model refuses one.
+    """
+
+    type: Literal["marginals"] = "marginals"
+    algorithm: str
+    columns: list[MarginalColumn]
+    marginals: list[NoisyMarginal]
+    dp: DpStatement
+
+
 ReleasedValue = Annotated[
-    ReleasedCount | ReleasedBreakdown | ReleasedSums | ReleasedModel | ReleasedProfile | ReleasedNaming,
+    ReleasedCount
+    | ReleasedBreakdown
+    | ReleasedSums
+    | ReleasedModel
+    | ReleasedProfile
+    | ReleasedNaming
+    | ReleasedMarginals,
     Field(discriminator="type"),
 ]
 

@@ -19,6 +19,7 @@ class ServiceType(StrEnum):
     RESEARCH = "research"
     CLINICAL_TRIAL_SUPPORT = "clinical_trial_support"
     INNOVATION = "innovation"
+    SYNTHETIC_DATASET = "synthetic_dataset"  # a DP synthetic dataset (synthetic.mst), priced per study
 
 
 class StudyState(StrEnum):

@@ -26,6 +26,7 @@ from phds.sdk.results_benchmark import BenchmarkResult
 from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
 from phds.sdk.results_learning import FitResult
 from phds.sdk.results_stats import CoxResult, GlmResult, KmResult
+from phds.sdk.results_synthetic import SyntheticResult
 from phds.sdk.studyfile import load_study
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "Study",
     "StudyResult",
     "SummaryResult",
+    "SyntheticResult",
     "TableResult",
     "Total",
     "load_study",

@@ -32,6 +32,7 @@ from phds.sdk.result_registry import result_for
 from phds.sdk.results import StudyResult
 from phds.sdk.stats_methods import StatsMethods
 from phds.sdk.studyfile import load_study, study_from_mapping
+from phds.sdk.synthetic_methods import SynthesisMethods
 from phds.sdk.verify import Verification, requester_signer, verify_study
 from phds.trust.envelopes import open_envelope
 from phds.trust.keys import KeyPair
@@ -49,7 +50,7 @@ MAX_WAIT_POLL = 60.0
 Progress = Callable[[StudyView], None]
 
 
-class Client(StatsMethods, LearningMethods, BenchmarkMethods):
+class Client(StatsMethods, LearningMethods, BenchmarkMethods, SynthesisMethods):
     """A requester's connection to a hub: submit studies, follow them, fetch their results.
 
     ``transport`` is passed to :class:`httpx.Client` (for proxies, custom TLS, or an in-process hub).

@@ -12,12 +12,13 @@ from phds.sdk.results_benchmark import BenchmarkResult
 from phds.sdk.results_descriptive import CharacterisationResult, SummaryResult, TableResult
 from phds.sdk.results_learning import FedProxResult, FitResult
 from phds.sdk.results_stats import CoxResult, GlmResult, KmResult
+from phds.sdk.results_synthetic import SyntheticResult
 
 RESULT_CLASSES: dict[str, type[StudyResult]] = {
     cls.analysis: cls
     for cls in (
         FeasibilityResult, MeanVarianceResult, SummaryResult, TableResult, CharacterisationResult,
-        GlmResult, CoxResult, KmResult, FitResult, FedProxResult, BenchmarkResult,
+        GlmResult, CoxResult, KmResult, FitResult, FedProxResult, BenchmarkResult, SyntheticResult,
     )
 }  # fmt: skip
 """The typed result class of each analysis, by its name; any other analysis reads as GenericResult."""

@@ -14,6 +14,10 @@ request and the policy), this step releases every aggregate through an OpenDP me
   study's clip norm (sensitivity: the clip; :mod:`phds.privacy.dp_learning`) and a noisy count of its
   rows, after the policy's ``fl_min_rows`` check.
 
+* **marginals** of a synthetic-data generator run OpenDP's MST (:mod:`phds.privacy.synthetic_dp`) on
+  the declared bins with the whole share; refused for a table of fewer than k rows (the 1-row table
+  attack: DP bounds what one row changes, yet a model of almost no rows has nothing else to describe).
+
 Models and profiles have no DP mechanism here: under DP they are refused. Neighbouring datasets differ
 by one person (add/remove). The study's loss ρ is split evenly over the analysis's rounds and over the
 releases of a round (zCDP composes additively, Bun & Steinke 2016, Lemma 2.3). The spend is committed
@@ -41,6 +45,7 @@ from phds.privacy.aggregates import (
     Aggregate,
     BreakdownAggregate,
     CountAggregate,
+    MarginalsAggregate,
     Persons,
     SumAggregate,
     UpdateAggregate,
@@ -48,12 +53,18 @@ from phds.privacy.aggregates import (
 from phds.privacy.dp_distributed import distributed_counts
 from phds.protocol.canonical import canonical_hash
 from phds.protocol.privacy import DpBudget, DpStatement
-from phds.protocol.releases import ReleasedBreakdown, ReleasedCount, ReleasedModel, ReleasedSums
+from phds.protocol.releases import (
+    ReleasedBreakdown,
+    ReleasedCount,
+    ReleasedMarginals,
+    ReleasedModel,
+    ReleasedSums,
+)
 
 
 def _parts(agg: Aggregate) -> int:
     """How many shares of the round's loss an aggregate spends (sums: their n and the sums)."""
-    if isinstance(agg, CountAggregate | BreakdownAggregate):
+    if isinstance(agg, CountAggregate | BreakdownAggregate | MarginalsAggregate):
         return 1
     if isinstance(agg, SumAggregate | UpdateAggregate):
         return 2
@@ -82,6 +93,10 @@ def evidence_key(agg: Aggregate, settings: Mapping[str, Any]) -> str:
         order = _ids_digest(h, agg.persons)
         h.update("\x1f".join(np.asarray(agg.labels).astype(str)[order]).encode())
         h.update("\x1e".join(agg.levels).encode())
+    elif isinstance(agg, MarginalsAggregate):
+        order = _ids_digest(h, agg.persons)
+        h.update(canonical_hash({"bins": [repr(b) for b in agg.bins], "algorithm": agg.algorithm}).encode())
+        h.update(agg.frame.iloc[order].to_csv(index=False).encode())
     elif isinstance(agg, SumAggregate):
         order = _ids_digest(h, agg.persons)
         for name in sorted(agg.contributions):
@@ -179,6 +194,8 @@ class DpStep:
         if isinstance(agg, CountAggregate):
             noisy = dp.noisy_counts([agg.persons.size], per, mechanism=mech)  # type: ignore[arg-type]
             return _count(noisy.values[0], _statement(noisy, s.delta), k)
+        if isinstance(agg, MarginalsAggregate):
+            return _marginals(agg, per, s.delta, k)
         if isinstance(agg, BreakdownAggregate):
             if not agg.declared:
                 raise InputError(
@@ -232,6 +249,31 @@ def _noisy_update(release: Release, agg: UpdateAggregate, per: dp.PrivacyLoss, s
             "clip_norm": float(agg.clip_norm),
             "dp": _statement(noisy, s.delta).model_dump(mode="json"),
         },
+    )
+
+
+def _marginals(agg: MarginalsAggregate, per: dp.PrivacyLoss, delta: float, k: int) -> ReleasedMarginals:
+    """OpenDP's MST on the declared bins, spending *per* (module docstring)."""
+    from phds.privacy.synthetic_dp import measure_mst
+
+    if agg.persons.size < k or agg.frame.shape[0] != agg.persons.ids.shape[0]:
+        raise DisclosureRefused(f"{agg.name}: a synthetic-data generator of fewer than {k} rows")
+    measured = measure_mst(agg.frame, list(agg.bins), per.rho)
+    statement = DpStatement(
+        mechanism=f"opendp.mbi.{agg.algorithm.upper()} (Gaussian marginals, report-noisy-max selection)",
+        scale=measured.max_stddev,
+        rho=per.rho,
+        epsilon=per.epsilon(delta),
+        delta=delta,
+        ci95=1.959964 * measured.max_stddev,
+    )
+    return ReleasedMarginals.model_validate(
+        {
+            "algorithm": agg.algorithm,
+            "columns": measured.columns,
+            "marginals": measured.marginals,
+            "dp": statement.model_dump(mode="json"),
+        }
     )
 
 
@@ -293,6 +335,8 @@ def _reused(stored: dict[str, Any]) -> Any:
         return ReleasedBreakdown.model_validate(marked)
     if stored["type"] == "model":
         return ReleasedModel.model_validate(marked)
+    if stored["type"] == "marginals":
+        return ReleasedMarginals.model_validate(marked)
     return ReleasedSums.model_validate(marked)
 
 

@@ -24,6 +24,9 @@
 * **Naming** (benchmarking) is no data: the rule states the node policy's ``[policy.benchmarking]``
   consent (``allow_names``, and whether the task's verified requester is one of ``own_organisations``).
 
+* **Marginals** (a synthetic-data generator's measurements) have no exact release: outside
+  differential privacy they are refused (the DP step releases them with noise).
+
 Every exactly released person set is registered for the overlap guard. Messages never state a count.
 """
 
@@ -44,6 +47,7 @@ from phds.privacy.aggregates import (
     BreakdownAggregate,
     CountAggregate,
     DesignEvidence,
+    MarginalsAggregate,
     ModelAggregate,
     NamingAggregate,
     ProfileAggregate,
@@ -73,6 +77,7 @@ class ValidateStep:
             SumAggregate,
             ModelAggregate,
             ProfileAggregate,
+            MarginalsAggregate,
             NamingAggregate,
             UpdateAggregate,
         )
@@ -101,6 +106,8 @@ class RulesStep:
                 release.values[agg.name] = naming_rule(release, agg)
             elif isinstance(agg, UpdateAggregate):
                 release.values[agg.name] = update_rule(release, agg)
+            elif isinstance(agg, MarginalsAggregate):
+                marginals_rule(agg)
             else:
                 release.values[agg.name] = model_rule(release, agg)
         return call_next(release)
@@ -267,6 +274,15 @@ def update_rule(release: Release, agg: UpdateAggregate) -> ReleasedModel:
     release.guard(agg.name, agg.persons)
     return ReleasedModel(
         n_obs=ReleasedCount.exact(n_rows, k), n_params=agg.n_params, values=finite(agg.name, values)
+    )
+
+
+def marginals_rule(agg: MarginalsAggregate) -> None:
+    """Exact marginals of the declared columns would publish the table's cross-tabulations (a 1-row table
+    publishes its row): a generator's marginals leave only with DP noise, from the DP step."""
+    raise DisclosureRefused(
+        f"{agg.name}: a synthetic-data generator's marginals are released only under differential "
+        "privacy; add a dp: block to the study"
     )
 
 
