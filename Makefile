@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,synthetic]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,synthetic,torch]'
+	$(BIN)/python -m pip install --quiet --no-deps 'anonymeter==1.1.0'  # its metadata pins numpy<1.27
 	@touch $(STAMP)
 
 demo: $(STAMP)

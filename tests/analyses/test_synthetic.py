@@ -47,7 +47,13 @@ def test_two_hospitals_get_a_dp_synthetic_dataset_with_a_hospital_column(
     shared_data: Path, tmp_path: Path
 ) -> None:
     tables = {f"h{i}": {"cnsim": _cnsim(shared_data, i)} for i in (1, 2)}
-    params = {"table": {"dataset": "cnsim"}, "columns": COLUMNS, "rows": 800, "seed": 3}
+    params = {
+        "table": {"dataset": "cnsim"},
+        "columns": COLUMNS,
+        "rows": 800,
+        "seed": 3,
+        "target": {"column": "DIS_DIAB", "positive": 1},
+    }
     run = run_federation(
         "synthetic.mst",
         params,
@@ -62,13 +68,18 @@ def test_two_hospitals_get_a_dp_synthetic_dataset_with_a_hospital_column(
     rows = pd.DataFrame(result["rows"])
     assert list(rows.columns) == ["GENDER", "DIS_DIAB", "PM_BMI_CATEGORICAL", "LAB_HDL", "hospital"]
     assert rows["hospital"].value_counts().to_dict() == {"h1": 800, "h2": 800}
-    # What left each node: round 1 only the noisy marginals, round 2 only a noisy breakdown.
+    # What left each node: round 1 only the noisy marginals, round 2 only noisy breakdowns.
+    pairs = {"pair:GENDER|DIS_DIAB", "pair:PM_BMI_CATEGORICAL|LAB_HDL"}
+    attacks = {f"{a}:{p}" for a in ("inference", "linkability") for p in ("main", "baseline", "control")}
     for hospital in ("h1", "h2"):
         first, second = run.releases[hospital]
         assert {v["type"] for v in first["values"].values()} == {"marginals"}
         assert first["values"]["generator"]["dp"]["rho"] > 0
-        assert second["values"]["dcr"]["type"] == "breakdown"
-        assert all(c["dp"] is not None for c in second["values"]["dcr"]["cells"].values())
+        assert {"dcr", "dcr_control", "tstr", "trtr"} | pairs | attacks <= set(second["values"])
+        assert len([n for n in second["values"] if n.startswith("pair:")]) == 6
+        for value in second["values"].values():
+            assert value["type"] == "breakdown"
+            assert all(c["dp"] is not None for c in value["cells"].values())
     # The whole study's ρ (ε = 2 at δ = 1e-6) is spent on each ledger, half per round.
     rho = sum(float(first["values"]["generator"]["dp"]["rho"]) for first in [run.releases["h1"][0]]) * 2
     spent = result["dp_budget"]["h1"][0]["spent_rho"]
@@ -81,7 +92,15 @@ def test_two_hospitals_get_a_dp_synthetic_dataset_with_a_hospital_column(
     fidelity = result["utility"]["fidelity_to_released_marginals"]["h1"]
     assert fidelity["one_way_mean"] > 0.85 and len(fidelity["tree"]) == len(COLUMNS) - 1
     dcr = result["privacy"]["distance_to_closest_synthetic"]["h1"]
-    assert set(dcr) == {"0", "1", "2", "3", "4", "ci95"}
+    assert set(dcr) == {"dcr", "dcr_control"} and set(dcr["dcr"]) == {"0", "1", "2", "3", "4", "ci95"}
+    # The generator saw only the non-control rows: its marginals count about 80% of CNSIM1's 2,163.
+    assert 0.7 * 2163 < sum(max(0, v) for k, v in dcr["dcr"].items() if k != "ci95") < 0.9 * 2163
+    quality = result["utility"]["quality"]["h1"]
+    assert 0.7 < quality["score"] <= 1 and len(quality["pairs"]) == 6
+    models = result["utility"]["train_synthetic_test_real"]
+    assert models["network"]["tstr"]["auroc"] is not None and "trtr" in models["hospitals"]["h2"]
+    risks = result["privacy"]["anonymeter"]["h1"]
+    assert 0 <= risks["inference"]["risk"] <= 1 and 0 <= risks["linkability"]["risk"] <= 1
     _check_sdk_result(params, result, run.notes, tmp_path)
 
 
@@ -126,10 +145,14 @@ def _check_sdk_result(
     report = typed.report
     assert set(report["hospitals"]) == {"h1", "h2"} and "rows" not in report["hospitals"]["h1"]
     assert 0 <= report["hospitals"]["h1"]["exact_match_share"] <= 1
-    assert "h2: 800 rows; fidelity one-way" in typed.summary()
+    summary = typed.summary()
+    assert "h2: 800 rows; fidelity one-way" in summary and "sdmetrics quality" in summary
+    assert "AUROC synthetic→real" in summary and "inference risk" in summary
     page = typed.write_report(tmp_path / "synthetic.html")
     html = page.read_text(encoding="utf-8")
     assert "data:image/png;base64," in html and "h2" in html and "Privacy budget spent" in html
+    for heading in ("sdmetrics' quality score", "train on synthetic, test on real", "anonymeter's risks"):
+        assert heading in html
     assert json.loads(page.with_suffix(".json").read_text(encoding="utf-8"))["rows"] == 1600
 
 

@@ -108,6 +108,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "model": {"kind": "mlp", "hidden": [8]},
         "mu": 0.1,
     },
+    "synthetic.mst": {
+        "table": {"dataset": "cnsim"},
+        "columns": [
+            {"name": "GENDER", "categories": [0, 1]},
+            {"name": "LAB_HDL", "cuts": [1.0, 1.5, 2.0], "bounds": [0.0, 4.0]},
+        ],
+        "rows": 500,
+        "target": {"column": "GENDER", "positive": 1},
+    },
 }
 
 

@@ -1,11 +1,13 @@
-"""The hub's part of a synthetic dataset's report: the sample, and its fidelity to the released marginals.
+"""The hub's part of a synthetic dataset's report: the sample, its fidelity, and the evaluation round.
 
 Everything here is post-processing of what the gates released (the noisy marginals) and of the sample
 drawn from them; no real row is read. Fidelity of a marginal is ``1 − TVD`` between the sample's
 distribution on the marginal's cells and the released noisy counts (negative counts clamped at 0, then
 normalised): the total-variation complement that sdmetrics' QualityReport uses for column shapes and
 pairs (``TVComplement``, SDV documentation), here measured against the DP marginals instead of the real
-rows, which never leave.
+rows, which never leave. :func:`evaluation_report` adds what the nodes measured on their real rows in
+round 2 (sdmetrics' quality score and pMSE, train-on-synthetic AUROC, distances, anonymeter's risks),
+also post-processing of noisy counts.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from phds.analyses.base import Final, released_budgets, released_values
+from phds.analyses.learning_eval import DEFAULT_BINS, binned_metrics, counts_from_cells
+from phds.analyses.synthetic_quality import quality
+from phds.analyses.synthetic_risks import ATTACKS, risk_of
 from phds.privacy.synthetic_dp import discretise
 
 if TYPE_CHECKING:
@@ -78,6 +84,65 @@ def network_report(
     }
 
 
+def evaluation_report(
+    params: SyntheticParams, state: Mapping[str, Any], released: Mapping[str, Mapping[str, Any]]
+) -> Final:
+    """The final result: round 1's, with the utility and privacy each node measured in round 2."""
+    result = dict(state["result"])
+    columns = list(state["columns"])
+    frame = pd.DataFrame(result["rows"])
+    dcr: dict[str, Any] = {}
+    scores: dict[str, Any] = {}
+    models: dict[str, Any] = {}
+    risks: dict[str, Any] = {}
+    pooled: dict[str, list[np.ndarray]] = {"tstr": [], "trtr": []}
+    for hospital, payload in sorted(released.items()):
+        values = released_values(payload)
+        own = frame[frame["hospital"] == hospital] if not frame.empty else frame
+        dcr[hospital] = {part: _dcr(values[part]) for part in ("dcr", "dcr_control") if part in values}
+        scores[hospital] = quality(columns, values, discretise(own, columns))
+        models[hospital] = {}
+        for name in ("tstr", "trtr"):
+            if name in values:
+                neg, pos, _ = counts_from_cells(values[name]["cells"], DEFAULT_BINS)
+                pooled[name].append(np.vstack([neg, pos]))
+                models[hospital][name] = _auc(neg, pos)
+        risks[hospital] = {a: risk_of(values, a) for a in ATTACKS}
+    network = {name: _auc(*np.sum(parts, axis=0)) for name, parts in pooled.items() if parts}
+    result["utility"] = {
+        **result["utility"],
+        "quality": scores,
+        "train_synthetic_test_real": {"hospitals": models, "network": network, "target": _target(params)},
+    }
+    result["privacy"] = {"distance_to_closest_synthetic": dcr, "anonymeter": risks}
+    result["dp_budget"] = released_budgets(released)
+    notes = ["every utility and privacy figure is post-processing of noisy counts each node's gate released"]
+    if not any(any(r.values()) for r in risks.values()):
+        notes.append("no node ran anonymeter's attacks (not installed there, or too few control rows)")
+    return Final(result, notes=notes)
+
+
+def _dcr(released: Mapping[str, Any]) -> dict[str, Any]:
+    cells = released["cells"]
+    out: dict[str, Any] = {lv: c["value"] for lv, c in cells.items()}
+    out["ci95"] = next(iter(cells.values()))["dp"]["ci95"]
+    return out
+
+
+def _auc(neg: np.ndarray, pos: np.ndarray) -> dict[str, Any]:
+    metrics = binned_metrics(np.asarray(neg, dtype=float), np.asarray(pos, dtype=float), DEFAULT_BINS)
+    return {
+        "auroc": metrics["auroc"],
+        "auprc": metrics["auprc"],
+        "n": metrics["n"],
+        "cases": metrics["cases"],
+    }
+
+
+def _target(params: SyntheticParams) -> dict[str, Any] | None:
+    return None if params.target is None else params.target.model_dump(mode="json")
+
+
 def _plain(v: Any) -> Any:
     if isinstance(v, np.integer):
         return int(v)
@@ -86,4 +151,4 @@ def _plain(v: Any) -> Any:
     return v
 
 
-__all__ = ["marginal_fidelity", "network_report"]
+__all__ = ["evaluation_report", "marginal_fidelity", "network_report"]

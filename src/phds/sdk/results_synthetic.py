@@ -1,8 +1,11 @@
 """A DP synthetic dataset (``synthetic.mst``): the rows with their hospital, and the report with them.
 
-The rows were sampled by the hub from the noisy marginals the nodes' gates released; the report's
-utility part compares the sample with those marginals, its privacy part is what each node measured on
-its real rows and released as noisy counts (distance from each real row to the closest synthetic row).
+The rows were sampled by the hub from the noisy marginals the nodes' gates released. The report's
+utility part is the sample's fidelity to those marginals, sdmetrics' quality score and the pMSE against
+the real two-way tables, and the AUROC of a model trained on synthetic rows and tested on each node's
+real control rows; its privacy part is the distance from each real row to the closest synthetic row
+and anonymeter's inference and linkability risks. Every figure that involves real rows was measured at
+a node and released by its gate as noisy counts.
 """
 
 from __future__ import annotations
@@ -43,16 +46,22 @@ class SyntheticResult(StudyResult):
     def report(self) -> dict[str, Any]:
         """Utility, privacy and DP budget per hospital, as JSON-ready data (no rows)."""
         fidelity = self.utility.get("fidelity_to_released_marginals") or {}
+        quality = self.utility.get("quality") or {}
+        models = (self.utility.get("train_synthetic_test_real") or {}).get("hospitals") or {}
         dcr = self.privacy.get("distance_to_closest_synthetic") or {}
-        hospitals = sorted(set(fidelity) | set(dcr))
+        risks = self.privacy.get("anonymeter") or {}
+        hospitals = sorted(set(fidelity) | set(dcr) | set(quality))
         per: dict[str, Any] = {}
         for h in hospitals:
-            counts = {k: v for k, v in (dcr.get(h) or {}).items() if k != "ci95"}
-            total = sum(max(0, int(v or 0)) for v in counts.values())
+            distances = dcr.get(h) or {}
             per[h] = {
                 "fidelity": fidelity.get(h),
-                "distance_to_closest_synthetic": dcr.get(h),
-                "exact_match_share": (max(0, int(counts.get("0") or 0)) / total) if total else None,
+                "quality": quality.get(h),
+                "train_synthetic_test_real": models.get(h),
+                "distance_to_closest_synthetic": distances,
+                "exact_match_share": _exact_share(distances.get("dcr")),
+                "exact_match_share_control": _exact_share(distances.get("dcr_control")),
+                "anonymeter": risks.get(h),
             }
         return {
             "study": self.study_id,
@@ -60,6 +69,8 @@ class SyntheticResult(StudyResult):
             "columns": self.columns,
             "rows": len(self.rows),
             "hospitals": per,
+            "network": (self.utility.get("train_synthetic_test_real") or {}).get("network") or {},
+            "target": (self.utility.get("train_synthetic_test_real") or {}).get("target"),
             "dp_budget": {
                 h: [b.model_dump(mode="json") for b in lines] for h, lines in self.dp_budget.items()
             },
@@ -67,18 +78,35 @@ class SyntheticResult(StudyResult):
         }
 
     def summary(self) -> str:
-        """The dataset in a few lines: rows per hospital, fidelity, exact matches, the budget left."""
+        """The dataset in a few lines: rows per hospital, quality, TSTR AUROC, exact matches, risks."""
         lines = [self._header(), f"{len(self.rows)} synthetic rows over {', '.join(self.columns)}"]
         counts = self.to_frame()["hospital"].value_counts().to_dict() if self.rows else {}
         for h, v in self.report["hospitals"].items():
             f = v.get("fidelity") or {}
-            share = v.get("exact_match_share")
-            lines.append(
-                f"  {h}: {counts.get(h, 0)} rows; fidelity one-way {f.get('one_way_mean', 0):.3f}, "
-                f"two-way {f.get('two_way_mean', 0):.3f}; tree "
-                + ", ".join("–".join(e) for e in f.get("tree") or [])
-                + (f"; real rows reproduced exactly (noisy) {share:.2f}" if share is not None else "")
-            )
+            q = v.get("quality") or {}
+            parts = [
+                f"{counts.get(h, 0)} rows",
+                f"fidelity one-way {f.get('one_way_mean', 0):.3f}, two-way {f.get('two_way_mean', 0):.3f}",
+            ]
+            if q.get("score") is not None:
+                parts.append(
+                    f"sdmetrics quality {q['score']:.3f}, pMSE ratio {_fmt(q.get('pmse_ratio_mean'))}"
+                )
+            models = v.get("train_synthetic_test_real") or {}
+            if models:
+                parts.append(
+                    f"AUROC synthetic→real {_fmt((models.get('tstr') or {}).get('auroc'))}, "
+                    f"real→real {_fmt((models.get('trtr') or {}).get('auroc'))}"
+                )
+            share, control = v.get("exact_match_share"), v.get("exact_match_share_control")
+            if share is not None:
+                parts.append(
+                    f"exact matches (noisy) {share:.2f} of training rows, {_fmt(control)} of control"
+                )
+            for attack, risk in sorted((v.get("anonymeter") or {}).items()):
+                if risk:
+                    parts.append(f"{attack} risk {risk['risk']:.3f}")
+            lines.append(f"  {h}: " + "; ".join(parts))
         return "\n".join(lines)
 
     def plot(self, path: str | Path | None = None) -> Figure:
@@ -121,6 +149,17 @@ class SyntheticResult(StudyResult):
         out.write_text(render_report(report, figure, self.to_frame().head(20)), encoding="utf-8")
         out.with_suffix(".json").write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
         return out
+
+
+def _exact_share(counts: dict[str, Any] | None) -> float | None:
+    """The noisy share of rows at distance 0 (reproduced exactly) in a released distance histogram."""
+    cells = {k: max(0, int(v or 0)) for k, v in (counts or {}).items() if k != "ci95"}
+    total = sum(cells.values())
+    return cells.get("0", 0) / total if total else None
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 __all__ = ["SyntheticResult"]
