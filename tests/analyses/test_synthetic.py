@@ -43,6 +43,7 @@ def _real(path: Path) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.slow  # ~45–85 s: MST and the evaluation round at two hospitals, cold JAX and numba
 def test_two_hospitals_get_a_dp_synthetic_dataset_with_a_hospital_column(
     shared_data: Path, tmp_path: Path
 ) -> None:
@@ -52,7 +53,7 @@ def test_two_hospitals_get_a_dp_synthetic_dataset_with_a_hospital_column(
         "columns": COLUMNS,
         "rows": 800,
         "seed": 3,
-        "target": {"column": "DIS_DIAB", "positive": 1},
+        "target": {"column": "GENDER", "positive": 1},  # balanced: the sample always has both classes
     }
     run = run_federation(
         "synthetic.mst",
@@ -154,6 +155,22 @@ def _check_sdk_result(
     for heading in ("sdmetrics' quality score", "train on synthetic, test on real", "anonymeter's risks"):
         assert heading in html
     assert json.loads(page.with_suffix(".json").read_text(encoding="utf-8"))["rows"] == 1600
+    _check_portal_partial(typed)
+
+
+def _check_portal_partial(typed: SyntheticResult) -> None:
+    """The portal's partial prints the report's figures, in captioned tables, and offers the rows' CSV."""
+    from phds.web.pages import study_results  # noqa: F401 (installs the result helpers in the templates)
+    from phds.web.pages.study_plots import result_csv
+    from phds.web.render import templates
+
+    page = templates.env.get_template("results/synthetic.mst.html").render(
+        study=typed.study, result=typed, viewer=None
+    )
+    q = typed.report["hospitals"]["h1"]["quality"]
+    assert f"{q['score']:.3f}" in page and "AUROC synthetic → real" in page
+    assert page.count("<caption>") == 3 and "Inference risk" in page and "table.csv" in page
+    assert result_csv(typed).splitlines()[0] == "GENDER,DIS_DIAB,PM_BMI_CATEGORICAL,LAB_HDL,hospital"
 
 
 @pytest.mark.slow  # ~25 s: MST on 4,700 rows × 8 columns, cold JAX

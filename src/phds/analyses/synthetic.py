@@ -130,7 +130,7 @@ class SyntheticMst(Analysis[SyntheticParams]):
     """A DP synthetic dataset (MST) of a declared table, sampled by the hub from released marginals."""
 
     name: ClassVar[str] = "synthetic.mst"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "1"
     title: ClassVar[str] = "Synthetic dataset (MST, differentially private)"
     data_kind: ClassVar[Literal["omop", "tabular", "none"]] = "tabular"
     params_model = SyntheticParams

@@ -117,6 +117,11 @@ def evaluation_report(
     result["privacy"] = {"distance_to_closest_synthetic": dcr, "anonymeter": risks}
     result["dp_budget"] = released_budgets(released)
     notes = ["every utility and privacy figure is post-processing of noisy counts each node's gate released"]
+    if params.target is not None and state.get("tstr") is None:
+        notes.append(
+            f"no train-on-synthetic model: the synthetic sample has fewer than 5 rows of one class of "
+            f"{params.target.column}"
+        )
     if not any(any(r.values()) for r in risks.values()):
         notes.append("no node ran anonymeter's attacks (not installed there, or too few control rows)")
     return Final(result, notes=notes)

@@ -40,11 +40,15 @@ class SynthesisMethods:
         rows: int = 1000,
         seed: int = 0,
         evaluate: bool = True,
+        target: Mapping[str, Any] | None = None,
+        control_fraction: float = 0.2,
         **study: Any,
     ) -> SyntheticResult:
         """A DP synthetic dataset of *columns* (each with ``categories`` or ``cuts``), *rows* per hospital.
 
-        Give the privacy loss per hospital as *epsilon* (δ from the node policy) or *rho* (zCDP)."""
+        Give the privacy loss per hospital as *epsilon* (δ from the node policy) or *rho* (zCDP).
+        *target* (``{"column": ..., "positive": ...}``) adds train-on-synthetic/test-on-real AUROC to the
+        report; *control_fraction* of each node's rows are held out of the generator to evaluate on."""
         from phds.sdk.results_synthetic import SyntheticResult
 
         if (epsilon is None) == (rho is None):
@@ -58,7 +62,10 @@ class SynthesisMethods:
             "rows": rows,
             "seed": seed,
             "evaluate": evaluate,
+            "control_fraction": control_fraction,
         }
+        if target is not None:
+            params["target"] = dict(target)
         study.setdefault("service_type", "synthetic_dataset")
         study.setdefault("title", f"Synthetic dataset of {', '.join(str(c['name']) for c in columns)}")
         dp = {"epsilon": epsilon} if epsilon is not None else {"rho": rho}

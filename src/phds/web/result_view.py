@@ -34,6 +34,7 @@ TABLE_NAMES = {
     "stats.mean_variance": "the per-hospital counts",
     "feasibility.count": "the counts",
     "benchmarking.indicators": "the indicators per hospital",
+    "synthetic.mst": "the synthetic rows",
 }
 """What each analysis's CSV download holds (``table.csv``)."""
 SIGNIF_LEGEND = "Significance: *** p < 0.001, ** p < 0.01, * p < 0.05, . p < 0.1"
