@@ -162,13 +162,14 @@ def _check_portal_partial(typed: SyntheticResult) -> None:
     """The portal's partial prints the report's figures, in captioned tables, and offers the rows' CSV."""
     from phds.web.pages import study_results  # noqa: F401 (installs the result helpers in the templates)
     from phds.web.pages.study_plots import result_csv
+    from phds.web.kit import format_number
     from phds.web.render import templates
 
     page = templates.env.get_template("results/synthetic.mst.html").render(
         study=typed.study, result=typed, viewer=None
     )
     q = typed.report["hospitals"]["h1"]["quality"]
-    assert f"{q['score']:.3f}" in page and "AUROC synthetic → real" in page
+    assert format_number(q["score"], 3) in page and "AUROC synthetic → real" in page
     assert page.count("<caption>") == 3 and "Inference risk" in page and "table.csv" in page
     assert result_csv(typed).splitlines()[0] == "GENDER,DIS_DIAB,PM_BMI_CATEGORICAL,LAB_HDL,hospital"
 
