@@ -160,9 +160,9 @@ def _check_sdk_result(
 
 def _check_portal_partial(typed: SyntheticResult) -> None:
     """The portal's partial prints the report's figures, in captioned tables, and offers the rows' CSV."""
+    from phds.web.kit import format_number
     from phds.web.pages import study_results  # noqa: F401 (installs the result helpers in the templates)
     from phds.web.pages.study_plots import result_csv
-    from phds.web.kit import format_number
     from phds.web.render import templates
 
     page = templates.env.get_template("results/synthetic.mst.html").render(

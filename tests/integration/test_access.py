@@ -30,7 +30,7 @@ from .support import (
     wait_until,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a network of real processes: ~45 s
 
 
 @pytest.fixture(scope="module")

@@ -129,3 +129,24 @@ def test_the_synthesis_benchmark_measures_every_part_on_a_small_table(
     assert set(payload["median"]) == {"exact", "mst", "gate", "hub"}
     assert all(m["seconds"] > 0 and m["rss_peak_mib"] > 0 for m in payload["median"].values())
     assert payload["ratio_mst_to_exact_marginals"] > 1
+
+
+def test_secure_and_clear_vector_sums_agree_with_the_seeds_and_survive_a_dropout(tmp_path: Path) -> None:
+    from benchmarks import bench_secagg_network
+
+    result = bench_secagg_network.measure_network(tmp_path, 3, [1, 1000], 1, dropout=True)
+    json.dumps(result)
+    for entry in result["lengths"]:
+        for mode in ("clear", "secure"):
+            [run] = entry[mode]["runs"]
+            assert run["answered"] == ["sum-01", "sum-02", "sum-03"] and run["bytes"] > 0
+            assert 0 <= run["max_abs_error"] <= run["error_bound"] + 1e-12
+        assert list(entry["stage_close_median_s"]) == ["keys", "shares", "masked", "unmask"]
+    dropout = result["dropout"]
+    assert dropout["killed_after_masked_input"] == ["sum-01"] and dropout["recovered"], dropout
+    [rounds] = dropout["run"]["secure_rounds"]
+    assert "sum-01" in rounds["dropped_after_input"] and rounds["contributors"] == [
+        "sum-01",
+        "sum-02",
+        "sum-03",
+    ]

@@ -17,6 +17,8 @@ from phds.protocol.studies import StudyState
 
 from .support import audit_entries_now, feasibility_spec, phds, wait_until
 
+pytestmark = pytest.mark.slow  # real hub and node processes, a parked task and its withdrawal: ~40 s
+
 
 def test_cancelling_withdraws_a_parked_task_at_the_node_and_audits_it(network: LocalNetwork) -> None:
     with network.client() as client:

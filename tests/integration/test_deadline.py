@@ -18,7 +18,7 @@ from phds.sdk import FeasibilityResult
 
 from .support import audit_entries, feasibility_spec, results_of, task_of
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # waits out a deadline: ~16 s
 
 
 def _result(network: LocalNetwork, spec: dict[str, object]) -> FeasibilityResult:

@@ -25,7 +25,7 @@ from phds.sdk import FeasibilityResult
 from .conftest import PATIENTS, hospital, running_network
 from .support import feasibility_spec, hub_row_counts, metering_settled, results_of
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]  # ~50 s
 
 ATLAS = Path(__file__).resolve().parents[1] / "cohorts" / "data" / "asthma_atlas.json"
 

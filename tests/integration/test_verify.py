@@ -18,7 +18,7 @@ from phds.errors import SignatureInvalid
 from .conftest import running_network
 from .support import hub_store, phds
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # ~18 s
 
 
 @pytest.fixture(scope="module")

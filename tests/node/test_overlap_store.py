@@ -101,6 +101,7 @@ def test_band_is_deterministic_per_pair(tmp_path: Path) -> None:
     db.close()
 
 
+@pytest.mark.slow  # ~25 s, a cost figure printed for the record
 def test_cost_100k_against_50_stored(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Cost, printed not asserted: record 50 sets, then check and record a 100,000-person set."""
     db, guard = _guard(tmp_path)

@@ -104,6 +104,7 @@ class LocalContext:
     requester: RequesterInfo = field(default_factory=lambda: RequesterInfo("local"))
     service_type: str = "analytical_study"
     study_id: str = "local"
+    hospital: str = "local"  # this node's hospital, as the task names it
     memory: Memory = field(default_factory=DictMemory)
     requester_memory: Memory = field(default_factory=DictMemory)
     dp: DpInForce | None = None  # differential privacy in force for this study; None: exact answers

@@ -104,7 +104,9 @@ def authenticate(store: HubStore, token: str, settings: HubSettings) -> Principa
     """The principal holding *token*; :class:`AuthenticationError` if it is wrong, expired or revoked."""
     token_id, secret = parse_token(token)
     now = utcnow()
-    with store.unit() as uow:
+    stale = timedelta(seconds=settings.token_touch_seconds)
+    touch_token = touch_node = False
+    with store.unit(read_only=True) as uow:  # most requests only read; the touches follow, when due
         row = uow.tokens.get(token_id)
         if row is None or not secret_matches(secret, row.secret_sha256):
             raise AuthenticationError("unknown or wrong API token")
@@ -112,33 +114,32 @@ def authenticate(store: HubStore, token: str, settings: HubSettings) -> Principa
             raise AuthenticationError(f"API token {token_id} was revoked at {row.revoked_at.isoformat()}")
         if row.expires_at <= now:
             raise AuthenticationError(f"API token {token_id} expired at {row.expires_at.isoformat()}")
-        stale = timedelta(seconds=settings.token_touch_seconds)
-        if row.last_used_at is None or now - row.last_used_at >= stale:
-            uow.tokens.touch(token_id, now)
+        touch_token = row.last_used_at is None or now - row.last_used_at >= stale
         if row.user_id is not None:
             user = uow.users.get(row.user_id)
             assert user is not None, "foreign key guarantees the user"
             org = user.organisation
-            return Principal(
+            principal = Principal(
                 PrincipalKind.USER, user.id, user.email, Role(user.role), org.id, org.name,
                 OrganisationKind(org.kind), token_id,
             )  # fmt: skip
-        assert row.node_id is not None, "check constraint guarantees user or node"
-        node = uow.nodes.get(row.node_id)
-        assert node is not None
-        if node.last_seen_at is None or now - node.last_seen_at >= stale:
-            uow.nodes.touch(node.id, now)
-        org = node.organisation
-        return Principal(
-            PrincipalKind.NODE,
-            node.id,
-            org.name,
-            None,
-            org.id,
-            org.name,
-            OrganisationKind(org.kind),
-            token_id,
-        )
+        else:
+            assert row.node_id is not None, "check constraint guarantees user or node"
+            node = uow.nodes.get(row.node_id)
+            assert node is not None
+            touch_node = node.last_seen_at is None or now - node.last_seen_at >= stale
+            org = node.organisation
+            principal = Principal(
+                PrincipalKind.NODE, node.id, org.name, None, org.id, org.name,
+                OrganisationKind(org.kind), token_id,
+            )  # fmt: skip
+    if touch_token or touch_node:
+        with store.unit() as uow:
+            if touch_token:
+                uow.tokens.touch(token_id, now)
+            if touch_node:
+                uow.nodes.touch(principal.id, now)
+    return principal
 
 
 _bearer = HTTPBearer(

@@ -250,6 +250,8 @@ class StudyRunner:
             raise InputError(
                 f"the body is for task {result.task_id}, the path for {task_id}", field="task_id"
             )
+        if result.envelope is not None and not result.payload:  # a release travels once, in its envelope
+            result = result.model_copy(update={"payload": dict(result.envelope.payload)})
         tid = _uuid(task_id)
         now = utcnow()
         wake = self._wakeups()

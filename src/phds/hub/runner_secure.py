@@ -135,10 +135,22 @@ class SecureRounds:
         elif row.stage == STAGE_FAILED:
             advance(uow, study, now, wake)
 
-    def view(self, node_id: uuid.UUID | None, study_id: uuid.UUID, round_no: int) -> SessionView:
-        with self.store.unit() as uow:
-            study, row = self._locked(uow, study_id, round_no)
-            return secagg.view(uow, study, row, self._hospital(study, node_id))
+    def view(
+        self, node_id: uuid.UUID | None, study_id: uuid.UUID, round_no: int, *, transcript: bool = False
+    ) -> SessionView:
+        """The session as the node (None: the requester) may see it; a read, so nothing is locked."""
+        with self.store.unit(read_only=True) as uow:
+            study = uow.studies.get(study_id)
+            row = uow.secagg.get(study_id, round_no) if study is not None else None
+            if study is None or row is None:
+                raise NotFound(f"no secure aggregation for study {study_id} round {round_no}")
+            return secagg.view(uow, study, row, self._hospital(study, node_id), transcript=transcript)
+
+    def stage(self, study_id: uuid.UUID, round_no: int) -> int:
+        """The session's stage (-1 if there is none): what a long poll re-reads when woken."""
+        with self.store.unit(read_only=True) as uow:
+            found = uow.secagg.stage_of(study_id, round_no)
+        return -1 if found is None else found
 
     def transcripts(self, study_id: uuid.UUID) -> list[SessionView]:
         """Every finished session of a study, as its requester may verify it (no shares)."""

@@ -163,8 +163,7 @@ def expected(uow: UnitOfWork, row: SecAggSessionRow) -> set[str]:
         2: sets.get("u2", []),
         3: sets.get("survivors", []),
     }
-    posted = {m.sender for m in uow.secagg.messages(row.study_id, row.round, row.stage)}
-    return set(wanted.get(row.stage, [])) - posted
+    return set(wanted.get(row.stage, [])) - uow.secagg.senders(row.study_id, row.round, row.stage)
 
 
 def close_stage(
@@ -221,8 +220,14 @@ def _share_senders(
     return config.ordered(list(senders))
 
 
-def view(uow: UnitOfWork, study: StudyRow, row: SecAggSessionRow, hospital: str | None) -> SessionView:
-    """The session as *hospital* (None: anyone allowed to see the transcript) may see it."""
+def view(
+    uow: UnitOfWork, study: StudyRow, row: SecAggSessionRow, hospital: str | None, *, transcript: bool = False
+) -> SessionView:
+    """The session as *hospital* (None: anyone allowed to see the transcript) may see it.
+
+    Once done, a participant sees who contributed; the *transcript* (every masked input and unmask
+    answer, and the sum) only when it asks for it, which a node does before it acts on the sum
+    (:func:`phds.node.secure_round.verify_last_sum`), so a last round costs no node N masked inputs."""
     config = _config(row)
     sets = row.request or {}
     pinned = pinned_keys(uow, study, config.participants)
@@ -239,10 +244,12 @@ def view(uow: UnitOfWork, study: StudyRow, row: SecAggSessionRow, hospital: str 
                       for s in m.body if s.get("recipient") == hospital]  # fmt: skip
     if row.stage >= 3:
         out.survivors, out.dropped = list(sets.get("survivors", [])), list(sets.get("dropped", []))
-    if row.stage == STAGE_DONE:
+    if row.stage == STAGE_DONE and (transcript or hospital is None):
         out.masked = [m.body for m in uow.secagg.messages(row.study_id, row.round, 2)]
         out.unmasks = [m.body for m in uow.secagg.messages(row.study_id, row.round, 3)]
         out.outcome = row.outcome
+    elif row.stage == STAGE_DONE:
+        out.outcome = {k: v for k, v in (row.outcome or {}).items() if k != "sums"}
     return out
 
 

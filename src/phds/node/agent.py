@@ -37,7 +37,7 @@ from phds.node.executor import NodeRuntime, execute_task
 from phds.node.gate import GateContext
 from phds.node.hub_client import HubClient, HubUnreachable
 from phds.node.memory import ScopedMemory
-from phds.node.secure_round import take_part
+from phds.node.secure_round import take_part, verify_last_sum
 from phds.privacy.aggregates import ProfileAggregate
 from phds.protocol.tasks import ResultStatus, Task, TaskResult
 from phds.trust.envelopes import sign_audit_head
@@ -224,6 +224,8 @@ class Agent:
             self._publish_catalogue()
 
     def _handle(self, task: Task, *, resumed: bool) -> None:
+        if task.secure_aggregation and task.round > 1 and not self._verify_last_sum(task):
+            return  # the hub is unreachable: the task comes again
         try:
             result = execute_task(task, self.runtime, resumed=resumed)
         except Exception:
@@ -235,18 +237,37 @@ class Agent:
             self._secure_round(task)
         self._post(task.study_id, result)
 
-    def _secure_round(self, task: Task) -> None:
-        """Take part in the round's secure aggregation; a failure is audited (the node dropped out)."""
-        memory = ScopedMemory(self.runtime.memory, f"study:{task.study_id}")
+    def _secagg_parts(self, task: Task) -> tuple[ScopedMemory, Callable[[dict[str, Any]], None]]:
+        """The study's node memory, and an audit writer of ``secagg`` entries for *task*."""
 
         def audit(payload: dict[str, Any]) -> None:
             self.runtime.audit.append("secagg", study_id=task.study_id, task_id=task.id, payload=payload)
 
+        return ScopedMemory(self.runtime.memory, f"study:{task.study_id}"), audit
+
+    def _secure_round(self, task: Task) -> None:
+        """Take part in the round's secure aggregation; a failure is audited (the node dropped out)."""
+        memory, audit = self._secagg_parts(task)
         try:
             take_part(task, self.runtime.key, memory, self._client, audit, stop=self._stop.is_set)
         except PhdsError as exc:
             log.warning("task %s: secure aggregation: %s", task.id, exc.message)
             audit({"stage": "failed", "reason": exc.message})
+
+    def _verify_last_sum(self, task: Task) -> bool:
+        """Recompute the last secure round's sum from its transcript before acting on it; a failure is
+        audited, and the round is then refused (:func:`~phds.node.secure_round.check_secure_task`).
+        False when the hub could not be reached (nothing was decided)."""
+        memory, audit = self._secagg_parts(task)
+        try:
+            verify_last_sum(task, memory, self._client, audit)
+        except HubUnreachable as exc:
+            self.link.down(exc.message)
+            return False
+        except PhdsError as exc:
+            log.warning("task %s: the last secure sum does not verify: %s", task.id, exc.message)
+            audit({"stage": "verify_failed", "reason": exc.message})
+        return True
 
     def _post(self, study_id: str, result: TaskResult) -> bool:
         """Post *result*; a final one is already in the outbox, so a failure is retried later."""

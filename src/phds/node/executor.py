@@ -282,6 +282,7 @@ def _run(
         requester=RequesterInfo(task.requester.organisation, task.requester.category),
         service_type=task.service_type.value,
         study_id=task.study_id,
+        hospital=task.hospital,
         memory=study_memory,
         requester_memory=requester_memory,
         dp=dp_settings,

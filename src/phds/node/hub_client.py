@@ -137,13 +137,13 @@ class HubClient:
         return _TASKS.validate_python(data)
 
     def post_result(self, result: TaskResult) -> dict[str, Any]:
-        """Send a task's answer; the hub acknowledges ``{"accepted": …, "duplicate": …}``."""
-        data = self._call(
-            "POST",
-            f"/tasks/{result.task_id}/result",
-            f"posting the result of task {result.task_id}",
-            json=result.model_dump(mode="json"),
-        )
+        """Send a task's answer; the hub acknowledges ``{"accepted": …, "duplicate": …}``. A signed
+        release goes once, inside its envelope: the hub takes the payload from there."""
+        body = result.model_dump(mode="json")
+        if result.envelope is not None and result.envelope.payload == result.payload:
+            body["payload"] = {}
+        what = f"posting the result of task {result.task_id}"
+        data = self._call("POST", f"/tasks/{result.task_id}/result", what, json=body)
         return dict(data) if isinstance(data, dict) else {}
 
     def task_states(self, task_ids: list[str]) -> dict[str, str]:
@@ -158,13 +158,19 @@ class HubClient:
             "POST", f"/secagg/{study_id}/{round_no}/{stage}", f"secure aggregation ({stage})", json=body
         )
 
-    def secagg_session(self, study_id: str, round_no: int, *, after: int, wait: float) -> dict[str, Any]:
-        """The session once past stage *after* (long poll of up to *wait* seconds)."""
+    def secagg_session(
+        self, study_id: str, round_no: int, *, after: int, wait: float, transcript: bool = False
+    ) -> dict[str, Any]:
+        """The session once past stage *after* (long poll of up to *wait* seconds); with *transcript*,
+        a done session's signed masked inputs and sum."""
+        params: dict[str, Any] = {"after": after, "wait": wait}
+        if transcript:
+            params["transcript"] = "true"
         data = self._call(
             "GET",
             f"/secagg/{study_id}/{round_no}",
             "polling the secure-aggregation session",
-            params={"after": after, "wait": wait},
+            params=params,
             timeout=wait + max(10.0, wait * 0.2),
         )
         return dict(data)

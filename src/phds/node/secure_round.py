@@ -12,7 +12,11 @@ For a study with ``secure_aggregation: true`` (part of what the requester signed
    never leaves), and turns the release into the layout's vector in the same transaction
    (:func:`secure_contribution`); the task's stored answer is a receipt without data;
 3. takes part in the session over the hub (:func:`take_part`): keys, shares, masked input, unmask, each
-   audited (``secagg`` entries: the masked vector's hash, which shares it revealed, the sum).
+   audited (``secagg`` entries: the masked vector's hash, which shares it revealed, who contributed);
+4. before it acts on a network sum, i.e. before the next round of the study, fetches the session's
+   signed transcript and recomputes the sum itself (:func:`verify_last_sum`). Only then: a study's last
+   sum changes no node's state (the requester verifies it, ``phds study verify``), so a one-round secure
+   sum costs each node its masked input and nothing more on the wire, not the N masked inputs of all.
 """
 
 from __future__ import annotations
@@ -72,6 +76,11 @@ def check_secure_task(
     task: Task, analysis: Analysis[Any], params: Any, hospitals: tuple[str, ...], memory: Memory
 ) -> None:
     """Refuse a secure study's task whose session or state the node cannot accept (module docstring)."""
+    last = memory.recall("secagg:last")
+    pending = memory.recall("secagg:pending")
+    verified = last is not None and int(last["round"]) == task.round - 1
+    if pending is not None and int(pending["round"]) == task.round - 1 and not verified:
+        raise DisclosureRefused("the last network sum could not be verified from its signed transcript")
     layout = analysis.secure_layout(params, task.round, task.state)
     config = task.secagg
     if config is None:
@@ -95,7 +104,6 @@ def check_secure_task(
         problems.append("the threshold is below a majority of the participants")
     if problems:
         raise DisclosureRefused(f"secure aggregation session refused: {'; '.join(problems)}")
-    last = memory.recall("secagg:last")
     if last is not None and int(last["round"]) == task.round - 1:
         before = analysis.secure_layout(params, int(last["round"]), last["state"])
         assert before is not None
@@ -129,7 +137,9 @@ class SessionClient(Protocol):
 
     def secagg_post(self, study_id: str, round_no: int, stage: str, body: Any) -> Any: ...
 
-    def secagg_session(self, study_id: str, round_no: int, *, after: int, wait: float) -> dict[str, Any]: ...
+    def secagg_session(
+        self, study_id: str, round_no: int, *, after: int, wait: float, transcript: bool = False
+    ) -> dict[str, Any]: ...
 
 
 def take_part(
@@ -188,20 +198,53 @@ def take_part(
     client.secagg_post(sid, r, "unmask", answer.model_dump(mode="json"))
     _fault_point("unmask")
     done = wait_past(3)
-    return _verify_outcome(task, config, pinned, done, memory, audit)
+    if int(done["stage"]) != STAGE_DONE or done.get("outcome") is None:
+        raise SecAggError("the session ended without a sum")
+    outcome = dict(done["outcome"])
+    # What the sum is verified against later: this session's configuration and keys, as the node took part.
+    pending = {"round": r, "config": config.model_dump(mode="json"), "node_keys": first["node_keys"]}
+    memory.remember("secagg:pending", pending)
+    audit({"stage": "done", "session_id": config.session_id, "contributors": outcome.get("contributors"),
+           "verified": False})  # fmt: skip
+    return outcome
+
+
+def verify_last_sum(
+    task: Task, memory: Memory, client: SessionClient, audit: Callable[[dict[str, Any]], None]
+) -> bool:
+    """Before round r of a secure study: recompute round r − 1's sum from its signed transcript (once).
+
+    Returns True when a sum was verified now. A transcript that does not verify raises
+    :class:`~phds.errors.SecAggError`; :func:`check_secure_task` then refuses the round."""
+    pending = memory.recall("secagg:pending")
+    last = memory.recall("secagg:last")
+    previous = task.round - 1
+    if pending is None or int(pending["round"]) != previous:
+        return False
+    if last is not None and int(last["round"]) == previous:
+        return False
+    done = client.secagg_session(task.study_id, previous, after=3, wait=0, transcript=True)
+    if int(done["stage"]) != STAGE_DONE or done.get("outcome") is None:
+        raise SecAggError("the last session ended without a sum")
+    config = SessionConfig.model_validate(pending["config"])  # the session as this node took part in it
+    if done.get("config") != pending["config"] or config.session_id != round_session_id(
+        task.study_id, previous
+    ):
+        raise SecAggError("the transcript is not of the session this node took part in")
+    pinned = {name: PublicKey.from_b64(k) for name, k in pending["node_keys"].items()}
+    _verify_outcome(config, pinned, done, memory, audit, previous)
+    return True
 
 
 def _verify_outcome(
-    task: Task,
     config: SessionConfig,
     pinned: dict[str, PublicKey],
     done: dict[str, Any],
     memory: Memory,
     audit: Callable[[dict[str, Any]], None],
-) -> dict[str, Any]:
-    """Recompute the sum from the signed transcript; keep it to check the next round's state."""
-    if int(done["stage"]) != STAGE_DONE or done.get("outcome") is None:
-        raise SecAggError("the session ended without a sum")
+    round_no: int,
+) -> None:
+    """Recompute round *round_no*'s sum from its signed transcript; keep it to check the next round."""
     keys = [KeysMessage.model_validate(m) for m in done["keys"]]
     masked = [MaskedInput.model_validate(m) for m in done["masked"]]
     unmasks = [UnmaskMessage.model_validate(m) for m in done["unmasks"]]
@@ -215,10 +258,10 @@ def _verify_outcome(
         outcome["contributors"]
     ):
         raise SecAggError("the hub's network sum differs from the sum of the signed masked inputs")
-    remember_sum(memory, task.round, sums, list(result.contributors))
+    remember_sum(memory, round_no, sums, list(result.contributors))
     audit({"stage": "summed", "session_id": config.session_id, "contributors": list(result.contributors),
-           "dropped_before_input": list(result.dropped_before_input)})  # fmt: skip
-    return dict(outcome)
+           "dropped_before_input": list(result.dropped_before_input),
+           "sums_sha256": canonical_hash(sums)})  # fmt: skip
 
 
 def remember_sum(memory: Memory, round_no: int, sums: list[float], contributors: list[str]) -> None:
@@ -253,4 +296,11 @@ def sum_in_process(
     return sums, list(result.contributors)
 
 
-__all__ = ["check_secure_task", "remember_sum", "secure_contribution", "sum_in_process", "take_part"]
+__all__ = [
+    "check_secure_task",
+    "remember_sum",
+    "secure_contribution",
+    "sum_in_process",
+    "take_part",
+    "verify_last_sum",
+]

@@ -26,6 +26,8 @@ Each type maps to one release rule of the gate:
   a global model (the hub's) that singles out no row; under DP, a noisy sum of per-row clipped gradients.
 * :class:`MarginalsAggregate` — a synthetic-data generator's measurements (MST's noisy marginals) of
   declared, discretised columns; released only under differential privacy, never exactly.
+* :class:`ProbeAggregate` — no data: a platform probe (``system.noop``), pseudo-random numbers the
+  gate draws itself from a public seed, to check and measure long vector sums end to end.
 """
 
 from __future__ import annotations
@@ -224,6 +226,35 @@ class MarginalsAggregate:
     algorithm: str = "mst"
 
 
+@dataclass(frozen=True)
+class ProbeAggregate:
+    """A platform probe: *length* numbers in [−1, 1) drawn from the public *seed* (:func:`probe_vector`).
+
+    It reads no data. The gate draws the numbers itself, so a probe cannot carry a hospital's values,
+    and the hub, knowing each seed, can recompute every node's vector and check the network sum.
+    """
+
+    name: str
+    seed: str
+    length: int
+
+
+PROBE_MAX_LENGTH = 1_000_000
+
+
+def probe_vector(seed: str, length: int) -> NDArray[np.float64]:
+    """*length* numbers in [−1, 1) from *seed*: the ChaCha20 stream of SHA-256(seed) (:mod:`phds.secagg.prg`),
+    each 64-bit word's top 53 bits as a fraction. The same on every platform and numpy version."""
+    import hashlib
+
+    from phds.secagg.prg import mask
+
+    if not 0 <= length <= PROBE_MAX_LENGTH:
+        raise InputError(f"a probe has 0 to {PROBE_MAX_LENGTH:,} values", field="vector_length")
+    words = mask(hashlib.sha256(seed.encode()).digest(), length)
+    return (words >> np.uint64(11)).astype(np.float64) * 2.0**-52 - 1.0
+
+
 Aggregate = (
     CountAggregate
     | BreakdownAggregate
@@ -233,9 +264,11 @@ Aggregate = (
     | NamingAggregate
     | UpdateAggregate
     | MarginalsAggregate
+    | ProbeAggregate
 )
 
 __all__ = [
+    "PROBE_MAX_LENGTH",
     "Aggregate",
     "BreakdownAggregate",
     "CountAggregate",
@@ -245,8 +278,10 @@ __all__ = [
     "NamingAggregate",
     "Persons",
     "PointEvidence",
+    "ProbeAggregate",
     "ProfileAggregate",
     "RiskSetEvidence",
     "SumAggregate",
     "UpdateAggregate",
+    "probe_vector",
 ]

@@ -160,6 +160,15 @@ class ReleasedMarginals(WireModel):
     dp: DpStatement
 
 
+class ReleasedProbe(WireModel):
+    """A platform probe's numbers (``system.noop`` with ``vector_length``): drawn by the gate from the
+    public seed it names, never from data (:class:`~phds.privacy.aggregates.ProbeAggregate`)."""
+
+    type: Literal["probe"] = "probe"
+    seed: str
+    values: list[float]
+
+
 ReleasedValue = Annotated[
     ReleasedCount
     | ReleasedBreakdown
@@ -167,7 +176,8 @@ ReleasedValue = Annotated[
     | ReleasedModel
     | ReleasedProfile
     | ReleasedNaming
-    | ReleasedMarginals,
+    | ReleasedMarginals
+    | ReleasedProbe,
     Field(discriminator="type"),
 ]
 
@@ -204,8 +214,11 @@ class ReleasePayload(WireModel):
     def naming(self, name: str) -> ReleasedNaming:
         return _typed(self, name, ReleasedNaming)
 
+    def probe(self, name: str) -> ReleasedProbe:
+        return _typed(self, name, ReleasedProbe)
 
-V = TypeVar("V", ReleasedCount, ReleasedBreakdown, ReleasedSums, ReleasedModel, ReleasedNaming)
+
+V = TypeVar("V", ReleasedCount, ReleasedBreakdown, ReleasedSums, ReleasedModel, ReleasedNaming, ReleasedProbe)
 
 
 def _typed(payload: ReleasePayload, name: str, kind: type[V]) -> V:
@@ -259,6 +272,7 @@ __all__ = [
     "ReleasedBreakdown",
     "ReleasedCount",
     "ReleasedModel",
+    "ReleasedProbe",
     "ReleasedProfile",
     "ReleasedSums",
     "ReleasedValue",

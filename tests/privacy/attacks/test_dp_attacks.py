@@ -232,8 +232,10 @@ def test_summary_with_quantiles_under_dp(fed: Federation) -> None:
     noisy = fed.run("stats.summary", params, dp={"epsilon": 1.0, "bounds": {"LAB_TSC": [0, 12]}})
     assert exact.result is not None and noisy.result is not None, (noisy.error, noisy.refused)
     assert noisy.rounds == 1 and noisy.result["dp"]["histogram_bins"] == 50
-    assert abs(noisy.result["mean"] - exact.result["mean"]) < 0.1
-    assert abs(noisy.result["sd"] - exact.result["sd"]) < 0.1
+    # Over 40 runs the noisy mean's error had a spread (SD) of 0.026 and the SD's of 0.044; the bounds
+    # are ~5.5 of those, so a correct release fails less than once in a million runs (0.1 failed ~2%).
+    assert abs(noisy.result["mean"] - exact.result["mean"]) < 0.15
+    assert abs(noisy.result["sd"] - exact.result["sd"]) < 0.25
     for e, n in zip(exact.result["quantiles"], noisy.result["quantiles"], strict=True):
         assert abs(e["value"] - n["value"]) < 0.5, (e, n)  # one bin is 0.24 wide
     spent = noisy.releases["h1"][-1]["budget"][0]["spent_rho"]

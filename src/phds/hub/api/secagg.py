@@ -4,12 +4,14 @@
 ``masked``, ``unmask``); posting the same message again is acknowledged, not stored twice.
 ``GET /secagg/{study_id}/{round}?after=N&wait=S`` answers once the session is past stage N (or after S
 seconds): what the closed stages decided, the shares addressed to the caller, and, when the session is
-done, its transcript, from which every node recomputes the sum itself.
+done, who contributed; with ``transcript=true``, also every signed masked input and unmask answer and
+the sum, from which a node recomputes the sum itself before it acts on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -48,17 +50,22 @@ async def get_session(
     notifier: Notifications,
     after: Annotated[int, Query(ge=-1, le=5, description="Answer once the stage is past this")] = -1,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait")] = 0.0,
+    transcript: Annotated[bool, Query(description="When done: the signed masked inputs and the sum")] = False,
 ) -> SessionView:
     """The session as the caller may see it, once it is past stage *after* (or *wait* seconds passed)."""
     sid = study_id_of(study_id)
     loop = asyncio.get_running_loop()
     give_up = loop.time() + wait
+    view = partial(runner.secure.view, caller.id, sid, round_no, transcript=transcript)
     async with notifier.subscribe(sid) as subscription:
+        found = await anyio.to_thread.run_sync(view)  # also checks the caller takes part
         while True:
-            found = await anyio.to_thread.run_sync(runner.secure.view, caller.id, sid, round_no)
             remaining = give_up - loop.time()
             if found.stage > after or remaining <= 0 or notifier.closed:
                 return found
             woken = await subscription.wait(min(remaining, settings.poll_recheck_seconds))
             if not woken and await request.is_disconnected():
                 return found
+            # Every post of the study wakes every waiter: re-read the stage alone, the view once it moved.
+            if await anyio.to_thread.run_sync(runner.secure.stage, sid, round_no) > after:
+                found = await anyio.to_thread.run_sync(view)

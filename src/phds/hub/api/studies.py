@@ -70,13 +70,13 @@ def cancel_study(
 def list_studies(caller: AnyUser, store: Store) -> list[StudyView]:
     """The studies visible to the caller, newest first."""
     requesting, targeted = study_scope(caller)
-    with store.unit() as uow:
+    with store.unit(read_only=True) as uow:
         rows = uow.studies.list(organisation_id=requesting, target_organisation_id=targeted)
         return [redact_for(caller, wire.study(row)) for row in rows]
 
 
 def _view(store: HubStore, caller: Principal, study_id: str, sid: uuid.UUID) -> StudyView:
-    with store.unit() as uow:
+    with store.unit(read_only=True) as uow:
         row = uow.studies.get(sid)
         if row is None:
             raise NotFound(f"no study {study_id} visible to you")
@@ -149,5 +149,5 @@ def study_releases(study_id: str, caller: AnyUser, store: Store) -> list[Release
             f"the releases of this {analysis.name} study are withheld: its result shows hospitals under "
             "pseudonyms, which the per-hospital releases would reveal"
         )
-    with store.unit() as uow:
+    with store.unit(read_only=True) as uow:
         return [ReleaseEnvelope.model_validate(e) for e in uow.results.envelopes(sid)]

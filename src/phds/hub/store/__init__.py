@@ -65,15 +65,18 @@ class UnitOfWork:
 class HubStore:
     """The hub's database; open it with :meth:`open`."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, reader: Engine | None = None) -> None:
+        """*reader*: an engine for read-only units (SQLite: deferred, query-only transactions)."""
         self.engine = engine
         self.backend = engine.dialect.name
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._reader = reader
+        self._read_sessions = sessionmaker(reader or engine, expire_on_commit=False)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> HubStore:
         """Connect to *url* (``sqlite:///file`` or ``postgresql://…``); migrate unless told not to."""
-        store = cls(_create_engine(url))
+        store = cls(_create_engine(url), _create_reader(url))
         if migrate:
             store.migrate()
         return store
@@ -111,9 +114,14 @@ class HubStore:
         return True
 
     @contextmanager
-    def unit(self) -> Iterator[UnitOfWork]:
-        """One transaction: commits when the block ends normally, rolls back otherwise."""
-        session = self._sessions()
+    def unit(self, *, read_only: bool = False) -> Iterator[UnitOfWork]:
+        """One transaction: commits when the block ends normally, rolls back otherwise.
+
+        A *read_only* unit on SQLite neither takes nor waits for the write lock (every other unit
+        begins ``BEGIN IMMEDIATE``): in WAL mode it reads a snapshot beside the one writer, and a write
+        in it fails (``PRAGMA query_only``). Long polls and views use it, so they do not queue behind
+        the nodes' posts."""
+        session = (self._read_sessions if read_only else self._sessions)()
         try:
             yield UnitOfWork(session)
             session.commit()
@@ -132,6 +140,8 @@ class HubStore:
     def close(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self._reader is not None:
+            self._reader.dispose()
 
 
 def _reason(exc: SQLAlchemyError) -> str:
@@ -152,6 +162,27 @@ def _create_engine(url: str) -> Engine:
         ensure_private(Path(url.split(":///", 1)[1]), "hub database")
     engine = create_engine(url, **kwargs)
     _sqlite_transactions(engine, wal=not memory)
+    return engine
+
+
+def _create_reader(url: str) -> Engine | None:
+    """SQLite file databases: an engine whose transactions begin deferred and may not write."""
+    if not url.startswith("sqlite") or url.rstrip("/").endswith((":memory:", "sqlite:")):
+        return None
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA query_only = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
     return engine
 
 

@@ -79,13 +79,30 @@ class SecAggRepo:
 
     def add_message(self, study_id: uuid.UUID, round_no: int, stage: int, sender: str, body: Any) -> bool:
         """Store a message; False when this sender already posted for this stage (idempotent)."""
-        if self.messages(study_id, round_no, stage, sender=sender):
+        if sender in self.senders(study_id, round_no, stage):
             return False
         self.session.add(
             SecAggMessageRow(study_id=study_id, round=round_no, stage=stage, sender=sender, body=body)
         )
         self.session.flush()
         return True
+
+    def stage_of(self, study_id: uuid.UUID, round_no: int) -> int | None:
+        """The session's stage, read without loading it (the long poll's cheap check)."""
+        query = select(SecAggSessionRow.stage).where(
+            SecAggSessionRow.study_id == study_id, SecAggSessionRow.round == round_no
+        )
+        stage = self.session.scalars(query).first()
+        return None if stage is None else int(stage)
+
+    def senders(self, study_id: uuid.UUID, round_no: int, stage: int) -> set[str]:
+        """Who posted for *stage*, without loading the messages (a masked input is megabytes)."""
+        query = select(SecAggMessageRow.sender).where(
+            SecAggMessageRow.study_id == study_id,
+            SecAggMessageRow.round == round_no,
+            SecAggMessageRow.stage == stage,
+        )
+        return set(self.session.scalars(query))
 
     def messages(
         self, study_id: uuid.UUID, round_no: int, stage: int, *, sender: str | None = None

@@ -47,6 +47,7 @@ from phds.privacy.aggregates import (
     CountAggregate,
     MarginalsAggregate,
     Persons,
+    ProbeAggregate,
     SumAggregate,
     UpdateAggregate,
 )
@@ -149,10 +150,11 @@ class DpStep:
         settings = release.ctx.dp
         if settings is None:
             return call_next(release)
-        parts = sum(_parts(agg) for agg in release.aggregates)
+        private = [agg for agg in release.aggregates if not isinstance(agg, ProbeAggregate)]  # no data
+        parts = sum(_parts(agg) for agg in private)
         per = dp.PrivacyLoss(settings.rho / max(1, release.ctx.dp_rounds) / max(1, parts))
         spent: dict[str, float] = {}
-        for agg in release.aggregates:
+        for agg in private:
             universe = agg.persons.universe  # type: ignore[union-attr]  # _parts admitted only these
             how: dict[str, Any] = {"rho": per.rho, "delta": settings.delta, "mechanism": settings.mechanism}
             if release.ctx.secure_parties > 1:
@@ -169,7 +171,7 @@ class DpStep:
             self.ledger.remember(key, universe, value.model_dump(mode="json"))
             spent[universe] = spent.get(universe, 0.0) + per.rho * _parts(agg)
         budgets: list[DpBudget] = []
-        for universe in sorted({a.persons.universe for a in release.aggregates}):  # type: ignore[union-attr]
+        for universe in sorted({a.persons.universe for a in private}):  # type: ignore[union-attr]
             line = self.ledger.spend(
                 universe, release.ctx.requester_org, spent.get(universe, 0.0),
                 study_id=release.ctx.study_id, task_id=release.ctx.task_id,

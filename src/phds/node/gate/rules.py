@@ -27,6 +27,9 @@
 * **Marginals** (a synthetic-data generator's measurements) have no exact release: outside
   differential privacy they are refused (the DP step releases them with noise).
 
+* **Probes** (``system.noop``'s vector) are no data either: the rule draws the numbers from the probe's
+  public seed itself, whatever the analysis computed.
+
 Every exactly released person set is registered for the overlap guard. Messages never state a count.
 """
 
@@ -50,15 +53,18 @@ from phds.privacy.aggregates import (
     MarginalsAggregate,
     ModelAggregate,
     NamingAggregate,
+    ProbeAggregate,
     ProfileAggregate,
     SumAggregate,
     UpdateAggregate,
+    probe_vector,
 )
 from phds.protocol.releases import (
     ReleasedBreakdown,
     ReleasedCount,
     ReleasedModel,
     ReleasedNaming,
+    ReleasedProbe,
     ReleasedProfile,
     ReleasedSums,
 )
@@ -80,6 +86,7 @@ class ValidateStep:
             MarginalsAggregate,
             NamingAggregate,
             UpdateAggregate,
+            ProbeAggregate,
         )
         for agg in release.aggregates:
             if not isinstance(agg, known):
@@ -108,6 +115,10 @@ class RulesStep:
                 release.values[agg.name] = update_rule(release, agg)
             elif isinstance(agg, MarginalsAggregate):
                 marginals_rule(agg)
+            elif isinstance(agg, ProbeAggregate):
+                release.values[agg.name] = ReleasedProbe(
+                    seed=agg.seed, values=probe_vector(agg.seed, agg.length).tolist()
+                )
             else:
                 release.values[agg.name] = model_rule(release, agg)
         return call_next(release)
