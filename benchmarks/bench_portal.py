@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import write_result
-from phds.demo.network import DEMO_PASSWORD, DemoHospital, LocalNetwork
+from phds.demo.network_people import DEMO_PASSWORD, DemoHospital, LocalNetwork
 from phds.demo.scenario import default_cohort, demo_spec, submit_and_wait
 from phds.omop.simulator import generate
 

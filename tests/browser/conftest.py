@@ -2,7 +2,7 @@
 
 ``portal_network`` is one package-scoped :class:`~phds.demo.network.LocalNetwork` of three synthetic
 hospitals (alpha and beta answer at once; gamma's steward approves by hand), with every person's
-password set to :data:`~phds.demo.network.DEMO_PASSWORD`. :func:`check_accessibility` runs the vendored
+password set to :data:`~phds.demo.network_people.DEMO_PASSWORD`. :func:`check_accessibility` runs the vendored
 axe-core (``vendor/axe-*.min.js``) in the page against WCAG 2.2 A and AA. :func:`screenshot` writes
 ``docs/img/portal-<name>.png`` when ``PHDS_SCREENSHOTS=1``, else into the test's temporary folder.
 """
@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from phds.demo.network import DEMO_PASSWORD, LocalNetwork
+from phds.demo.network import LocalNetwork
+from phds.demo.network_people import DEMO_PASSWORD
 from phds.omop.simulator import HospitalResult
 
 from ..integration.conftest import hospital, running_network, synthetic_hospitals  # noqa: F401 (a fixture)

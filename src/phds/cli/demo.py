@@ -43,7 +43,7 @@ def demo(
 
     With --study FILE, run that study file instead (its hospitals and organisation become the demo's)."""
     from phds.demo import LocalNetwork
-    from phds.demo.network import DEMO_PASSWORD
+    from phds.demo.network_people import DEMO_PASSWORD
     from phds.demo.scenario import (
         default_cohort,
         demo_spec,
@@ -262,7 +262,7 @@ def _finish(network: object, keep_running: bool) -> None:
 
 def _print_access(network: object) -> None:
     from phds.demo import LocalNetwork
-    from phds.demo.network import DEMO_PASSWORD
+    from phds.demo.network_people import DEMO_PASSWORD
 
     assert isinstance(network, LocalNetwork)
     err.print(f"hub:             {network.hub_url}  (OpenAPI at {network.hub_url}/docs)")

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import sys
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
 
@@ -74,15 +75,24 @@ def serve(
     db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None,
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default 8700).")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="Serve HTTPS with this PEM certificate (chain).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="The PEM private key of --tls-cert.")
+    ] = None,
 ) -> None:
-    """Migrate the database and serve the hub's HTTP API (OpenAPI at /docs)."""
+    """Migrate the database and serve the hub's HTTP API (OpenAPI at /docs); HTTPS with --tls-cert."""
     import uvicorn
 
     from phds.hub.app import create_app
 
-    settings = load_hub_settings(database_url=db, host=host, port=port)
+    settings = load_hub_settings(
+        database_url=db, host=host, port=port, tls_cert_file=tls_cert, tls_key_file=tls_key
+    )
     api = create_app(settings)
-    console.print(f"PHDS hub on http://{settings.host}:{settings.port} (docs at /docs)")
+    scheme = "https" if settings.tls_cert_file else "http"
+    console.print(f"PHDS hub on {scheme}://{settings.host}:{settings.port} (docs at /docs)")
     notifier = api.state.notifier
 
     class StoppingServer(uvicorn.Server):
@@ -102,6 +112,8 @@ def serve(
         port=settings.port,
         log_level="info",
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )
     StoppingServer(config).run()
 

@@ -172,8 +172,9 @@ def enrol(
     from phds.trust.keys import load_or_create
 
     key = load_or_create(cfg.node_key_path)  # the hub pins its public key; it signs every release
+    metadata = NodeMetadata(software_version=__version__)
     response = enrol_at_hub(
-        hub_url, token, metadata=NodeMetadata(software_version=__version__), public_key=key.public_key_b64
+        hub_url, token, metadata=metadata, public_key=key.public_key_b64, ca_bundle=cfg.node.ca_bundle
     )
     if response.node.hospital != cfg.node.name:
         raise ConfigError(

@@ -20,9 +20,15 @@ class DemoHospital:
     min_cell_count: int = 5
 
 
-def node_toml(hospital: DemoHospital, hub_url: str, network_keys: dict[str, str] | None = None) -> str:
-    """The ``node.toml`` of a demo hospital: its data, a policy with its approval mode, and the network
-    trust keys it pins (so it runs only studies signed by an attested requester)."""
+def node_toml(
+    hospital: DemoHospital,
+    hub_url: str,
+    network_keys: dict[str, str] | None = None,
+    ca_bundle: Path | None = None,
+) -> str:
+    """The ``node.toml`` of a demo hospital: its data, a policy with its approval mode, the network
+    trust keys it pins (so it runs only studies signed by an attested requester) and, for an HTTPS hub,
+    the certificate to check it against."""
     lines = [
         "[node]",
         f'name = "{hospital.name}"',
@@ -30,8 +36,10 @@ def node_toml(hospital: DemoHospital, hub_url: str, network_keys: dict[str, str]
         'credential_file = "node.credential"',
         'state_dir = "state"',
         'environment = "development"',
-        "",
     ]
+    if ca_bundle is not None:
+        lines.append(f'ca_bundle = "{ca_bundle.resolve()}"')
+    lines.append("")
     if hospital.omop_url:
         lines += ["[[sources.omop]]", 'name = "cdm"', f'url = "{hospital.omop_url}"', ""]
     for name, path in hospital.tabular.items():

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -31,14 +32,12 @@ import httpx
 from sqlalchemy import select
 
 from phds.demo.hospital import DemoHospital, node_toml
+from phds.demo.network_people import REQUESTER_CATEGORY, REQUESTER_ORG, create_people
 from phds.errors import PhdsError
 from phds.hub import services
-from phds.hub.passwords import set_password
 from phds.hub.store import HubStore
 from phds.hub.store.models import NodeRow, OrganisationRow, utcnow
-from phds.protocol.organisations import OrganisationCreate
 from phds.protocol.trust import OrganisationAttestation
-from phds.protocol.users import UserCreate
 from phds.sdk import Client
 from phds.trust import KeyPair, NetworkTrust, sign_spec
 
@@ -54,9 +53,6 @@ __all__ = [
     "phds_command",
 ]
 
-REQUESTER_ORG = "acme-pharma"
-REQUESTER_CATEGORY = "industry"
-
 
 @dataclass
 class RunningNode:
@@ -67,11 +63,6 @@ class RunningNode:
     config: Path
     process: subprocess.Popen[bytes] | None = None
     steward_token: str = ""
-
-
-DEMO_PASSWORD = "paediatric-demo-2026"
-"""Every person's portal password in a local network (admin@phds.local, researcher@acme.example,
-steward@<hospital>.example). For demonstrations and tests on loopback only."""
 
 
 def free_port() -> int:
@@ -105,6 +96,10 @@ class LocalNetwork:
         self.hospitals = hospitals
         self.port = free_port()
         self.hub_url = f"http://127.0.0.1:{self.port}"
+        # A subclass may listen wider, serve HTTPS (hub_args, ca_bundle): tests/integration/netns_support.py
+        self.hub_host = "127.0.0.1"
+        self.hub_args: tuple[str, ...] = ()
+        self.ca_bundle: Path | None = None
         self.db_url = db_url or f"sqlite:///{self.workdir / 'hub.sqlite'}"
         self.hub_env = dict(hub_env or {})
         self.node_args = tuple(node_args)
@@ -160,9 +155,17 @@ class LocalNetwork:
         """Start (or restart) the hub process on the same port and database; wait until it answers."""
         if self.hub is not None and self.hub.poll() is None:
             raise PhdsError("the hub is already running")
-        self.hub = self._spawn(
-            "hub", "hub", "serve", "--db", self.db_url, "--port", str(self.port), extra_env=self.hub_env
+        args = (
+            "serve",
+            "--db",
+            self.db_url,
+            "--host",
+            self.hub_host,
+            "--port",
+            str(self.port),
+            *self.hub_args,
         )
+        self.hub = self._spawn("hub", "hub", *args, extra_env=self.hub_env)
         self._wait_for_hub()
 
     def stop_hub(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 60.0) -> int:
@@ -181,8 +184,9 @@ class LocalNetwork:
         if node.process is not None and node.process.poll() is None:
             raise PhdsError(f"the node of {name} is already running")
         args = self.node_args if node_args is None else node_args
+        command = ("node", "run", "--config", str(node.config), *args)
         node.process = self._spawn(
-            f"node-{name}", "node", "run", "--config", str(node.config), *args, extra_env=extra_env
+            f"node-{name}", *command, extra_env=extra_env, prefix=self.node_prefix(name)
         )
         return node.process
 
@@ -262,6 +266,9 @@ class LocalNetwork:
     def client(self, **options: Any) -> Client:
         """The requester's SDK client: its token, and its key and attestation to sign studies."""
         key, attestation = self.requester_key_path, self.attestation_path
+        if self.ca_bundle is not None:
+            verify = ssl.create_default_context(cafile=str(self.ca_bundle))
+            options.setdefault("transport", httpx.HTTPTransport(verify=verify))
         return Client(self.hub_url, self.requester_token, key=key, attestation=attestation, **options)
 
     def signed(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -285,14 +292,26 @@ class LocalNetwork:
         """Where the output of process *log_name* (``hub``, ``node-<hospital>``) is appended."""
         return self._logs / f"{log_name}.log"
 
+    def node_prefix(self, hospital: str) -> list[str]:
+        """What a node's commands run under (e.g. ``ip netns exec …``); nothing here."""
+        return []
+
+    def node_hub_url(self, hospital: str) -> str:
+        """The hub's URL as *hospital*'s node reaches it."""
+        return self.hub_url
+
     def _spawn(
-        self, log_name: str, *args: str, extra_env: dict[str, str] | None = None
+        self,
+        log_name: str,
+        *args: str,
+        extra_env: dict[str, str] | None = None,
+        prefix: list[str] | None = None,
     ) -> subprocess.Popen[bytes]:
         env = self.env()
         env.update(extra_env or {})
         with self.log_path(log_name).open("ab") as log_file:
             return subprocess.Popen(
-                phds_command("--verbose", *args),
+                [*(prefix or []), *phds_command("--verbose", *args)],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -303,61 +322,17 @@ class LocalNetwork:
     def _bootstrap(self) -> None:
         self._trust()
         store = HubStore.open(self.db_url)
-        expires = utcnow() + timedelta(days=7)
         try:
-            with store.unit() as uow:
-                operator = OrganisationCreate(name="operator", display_name="PHDS operator", kind="operator")
-                self.admin_token, admin = services.bootstrap_admin(
-                    uow, operator=operator, email="admin@phds.local", display_name="Admin", expires_at=expires
-                )
-                set_password(admin, DEMO_PASSWORD, utcnow())
-                services.create_organisation(
-                    uow,
-                    OrganisationCreate(
-                        name=REQUESTER_ORG,
-                        display_name="Acme Paediatric Pharma",
-                        kind="requester",
-                        category=REQUESTER_CATEGORY,
-                    ),
-                )
-                requester = services.create_user(
-                    uow,
-                    UserCreate(
-                        email="researcher@acme.example",
-                        display_name="A. Researcher",
-                        role="requester",
-                        organisation=REQUESTER_ORG,
-                    ),
-                )
-                self.requester_token, _ = services.issue_token(uow, user_id=requester.id, expires_at=expires)
-                set_password(requester, DEMO_PASSWORD, utcnow())
-                for hospital in self.hospitals:
-                    services.create_organisation(
-                        uow,
-                        OrganisationCreate(
-                            name=hospital.name,
-                            display_name=hospital.display_name,
-                            kind="hospital",
-                            country=hospital.country,
-                        ),
-                    )
-                    steward = services.create_user(
-                        uow,
-                        UserCreate(
-                            email=f"steward@{hospital.name}.example",
-                            display_name=f"Data steward, {hospital.display_name}",
-                            role="steward",
-                            organisation=hospital.name,
-                        ),
-                    )
-                    token, _ = services.issue_token(uow, user_id=steward.id, expires_at=expires)
-                    set_password(steward, DEMO_PASSWORD, utcnow())
-                    folder = self.workdir / "nodes" / hospital.name
-                    self.nodes[hospital.name] = RunningNode(
-                        hospital, folder, folder / "node.toml", steward_token=token
-                    )
+            people = create_people(store, self.hospitals, utcnow() + timedelta(days=7))
         finally:
             store.close()
+        self.admin_token, self.requester_token = people.admin_token, people.requester_token
+        for hospital in self.hospitals:
+            folder = self.workdir / "nodes" / hospital.name
+            token = people.steward_tokens[hospital.name]
+            self.nodes[hospital.name] = RunningNode(
+                hospital, folder, folder / "node.toml", steward_token=token
+            )
 
     def _enrolment_token(self, hospital: str) -> str:
         store = HubStore.open(self.db_url, migrate=False)
@@ -374,10 +349,16 @@ class LocalNetwork:
         """Start ``phds node enrol`` for *hospital* with a fresh one-time token."""
         node = self.nodes[hospital.name]
         node.folder.mkdir(parents=True, exist_ok=True)
-        node.config.write_text(node_toml(hospital, self.hub_url, self.network_keys), encoding="utf-8")
+        hub_url = self.node_hub_url(hospital.name)
+        node.config.write_text(
+            node_toml(hospital, hub_url, self.network_keys, self.ca_bundle), encoding="utf-8"
+        )
         token = self._enrolment_token(hospital.name)
         return subprocess.Popen(
-            phds_command("node", "enrol", "--config", str(node.config), "--token", token),
+            [
+                *self.node_prefix(hospital.name),
+                *phds_command("node", "enrol", "--config", str(node.config), "--token", token),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
@@ -390,7 +371,8 @@ class LocalNetwork:
             if self.hub is not None and self.hub.poll() is not None:
                 raise PhdsError(f"the hub exited at start; see {self._logs / 'hub.log'}")
             try:
-                if httpx.get(f"{self.hub_url}/api/v1/health", timeout=1).status_code == 200:
+                verify = ssl.create_default_context(cafile=str(self.ca_bundle)) if self.ca_bundle else True
+                if httpx.get(f"{self.hub_url}/api/v1/health", timeout=1, verify=verify).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -6,10 +6,11 @@ only safe on a developer's machine (plain-HTTP public URL, an in-memory database
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from phds.errors import ConfigError
@@ -33,6 +34,11 @@ class HubSettings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Interface 'phds hub serve' listens on.")
     port: int = Field(default=8700, ge=1, le=65535, description="TCP port 'phds hub serve' listens on.")
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) 'phds hub serve' answers HTTPS with; with tls_key_file.",
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of tls_cert_file.")
     public_url: str = Field(
         default="http://127.0.0.1:8700",
         description="URL nodes and requesters reach the hub at; must be https outside development.",
@@ -127,12 +133,23 @@ class HubSettings(BaseSettings):
             raise ValueError(f"unsupported database URL scheme {scheme!r}; use sqlite:/// or postgresql://")
         return value
 
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HubSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
+        for path in (self.tls_cert_file, self.tls_key_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{path}: no such file")
+        return self
+
     def unsafe_reasons(self) -> list[str]:
         """Why these settings are unsafe outside development (empty when they are fine)."""
         reasons = []
         url = urlsplit(self.public_url)
         if url.scheme != "https" and url.hostname not in _LOOPBACK:
             reasons.append(f"public_url {self.public_url!r} is not https")
+        if self.host not in _LOOPBACK and self.tls_cert_file is None:
+            reasons.append(f"host {self.host!r} listens beyond loopback without TLS (set tls_cert_file)")
         if self.database_url.startswith("sqlite") and self.database_url.rstrip("/").endswith(
             (":memory:", "sqlite:")
         ):

@@ -116,9 +116,9 @@ class Agent:
         self._batches: queue.Queue[list[Task]] = queue.Queue()
         self._batch_done = threading.Event()
         self._fatal: PhdsError | None = None
-        hub_url = runtime.config.node.hub_url
-        self._client = HubClient(hub_url, credential, transport=transport)
-        self._poll_client = HubClient(hub_url, credential, transport=transport)
+        hub_url, ca_bundle = runtime.config.node.hub_url, runtime.config.node.ca_bundle
+        self._client = HubClient(hub_url, credential, transport=transport, ca_bundle=ca_bundle)
+        self._poll_client = HubClient(hub_url, credential, transport=transport, ca_bundle=ca_bundle)
         self._poller = threading.Thread(target=self._poll_loop, name="phds-node-poller", daemon=True)
         self._outbox_backoff = Backoff(self.options.backoff_initial, self.options.backoff_cap)
         self._outbox_next = 0.0

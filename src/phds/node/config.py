@@ -61,6 +61,11 @@ class NodeSection(_Strict):
     environment: Literal["production", "development"] = Field(
         "production", description="development allows plain http to a loopback hub and guard-off tests."
     )
+    ca_bundle: Path | None = Field(
+        None,
+        description="PEM file of the certificate authorities (or the hub's own certificate) the hub's "
+        "TLS certificate is checked against; default: the certifi bundle httpx ships with.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -292,8 +297,11 @@ def load_node_config(path: str | Path) -> NodeConfig:
         update={
             "credential_file": _resolve(base, cfg.node.credential_file),
             "state_dir": _resolve(base, cfg.node.state_dir),
+            "ca_bundle": _resolve(base, cfg.node.ca_bundle) if cfg.node.ca_bundle else None,
         }
     )
+    if node.ca_bundle is not None and not node.ca_bundle.is_file():
+        raise ConfigError(f"{path}: node.ca_bundle {node.ca_bundle}: no such file")
     sources = Sources(
         omop=[s.model_copy(update={"url": _resolve_omop(base, s.url)}) for s in cfg.sources.omop],
         tabular=[s.model_copy(update={"path": _resolve(base, s.path)}) for s in cfg.sources.tabular],

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -74,6 +76,7 @@ def enrol(
     transport: httpx.BaseTransport | None = None,
     timeout: float = 30.0,
     public_key: str | None = None,
+    ca_bundle: Path | None = None,
 ) -> EnrolResponse:
     """Exchange a one-time enrolment token for the node's credential (``POST /nodes/enrol``); the hub pins
     *public_key*, the node's signing key."""
@@ -83,12 +86,19 @@ def enrol(
         public_key=public_key,
     )
     try:
-        with httpx.Client(base_url=hub_url, timeout=timeout, transport=transport) as client:
+        verify = tls_verify(ca_bundle)
+        with httpx.Client(base_url=hub_url, timeout=timeout, transport=transport, verify=verify) as client:
             response = client.post(f"{API}/nodes/enrol", json=body.model_dump(mode="json"))
     except httpx.TransportError as exc:
         raise HubUnreachable(f"enrolment: cannot reach the hub at {hub_url}: {exc}") from None
     _raise_for(response, "enrolment")
     return EnrolResponse.model_validate(response.json())
+
+
+def tls_verify(ca_bundle: Path | None) -> ssl.SSLContext | bool:
+    """How the hub's TLS certificate is checked: against *ca_bundle* (``node.ca_bundle``) when given,
+    else httpx's default (the certifi bundle). Plain-http hubs (development, loopback) ignore it."""
+    return ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle is not None else True
 
 
 class HubClient:
@@ -101,6 +111,7 @@ class HubClient:
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        ca_bundle: Path | None = None,
     ) -> None:
         self.hub_url = hub_url
         self.timeout = timeout
@@ -108,6 +119,7 @@ class HubClient:
             base_url=hub_url,
             timeout=timeout,
             transport=transport,
+            verify=tls_verify(ca_bundle),
             headers={"Authorization": f"Bearer {credential}", "User-Agent": f"phds-node/{__version__}"},
         )
 
@@ -237,7 +249,7 @@ def connect_hub(config: NodeConfig, *, timeout: float = 30.0) -> Iterator[HubCli
     cred = read_credential(
         config.node.credential_file, hospital=config.node.name, hub_url=config.node.hub_url
     )
-    client = HubClient(config.node.hub_url, cred.credential, timeout=timeout)
+    client = HubClient(config.node.hub_url, cred.credential, timeout=timeout, ca_bundle=config.node.ca_bundle)
     try:
         yield client
     finally:

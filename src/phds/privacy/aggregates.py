@@ -239,7 +239,9 @@ class ProbeAggregate:
     length: int
 
 
-PROBE_MAX_LENGTH = 1_000_000
+PROBE_MAX_LENGTH = 100_000
+"""The longest probe: 100,000 numbers are about 2 MB as JSON in the clear, inside the hub's default
+request limit (``PHDS_HUB_MAX_BODY_BYTES``, 4 MiB)."""
 
 
 def probe_vector(seed: str, length: int) -> NDArray[np.float64]:
