@@ -138,10 +138,15 @@ class SecureRounds:
     def view(
         self, node_id: uuid.UUID | None, study_id: uuid.UUID, round_no: int, *, transcript: bool = False
     ) -> SessionView:
-        """The session as the node (None: the requester) may see it; a read, so nothing is locked."""
+        """The session as the node (None: the requester) may see it; a read, so nothing is locked. A
+        participant's node is found in the session itself, so a long poll does not load the study."""
         with self.store.unit(read_only=True) as uow:
-            study = uow.studies.get(study_id)
-            row = uow.secagg.get(study_id, round_no) if study is not None else None
+            row = uow.secagg.get(study_id, round_no)
+            hospital = secagg.participant_of(row, str(node_id)) if row is not None and node_id else None
+            if hospital is not None:
+                assert row is not None
+                return secagg.view(uow, None, row, hospital, transcript=transcript)
+            study = uow.studies.get(study_id) if row is not None else None
             if study is None or row is None:
                 raise NotFound(f"no secure aggregation for study {study_id} round {round_no}")
             return secagg.view(uow, study, row, self._hospital(study, node_id), transcript=transcript)

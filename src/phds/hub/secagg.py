@@ -55,6 +55,24 @@ def _message(stage: int, body: Any) -> KeysMessage | MaskedInput | UnmaskMessage
     return UnmaskMessage.model_validate(body)
 
 
+def session_keys(uow: UnitOfWork, study: StudyRow | None, row: SecAggSessionRow) -> dict[str, PublicKey]:
+    """The participants' node keys as the session recorded them when it opened (every message of the
+    session is checked against these), or as pinned now for a session opened before they were kept."""
+    kept = (row.request or {}).get("node_keys")
+    if kept:
+        return {name: PublicKey.from_b64(key) for name, key in kept.items()}
+    if study is None:
+        study = uow.studies.get(row.study_id)
+        assert study is not None, "a session belongs to a study"
+    return pinned_keys(uow, study, _config(row).participants)
+
+
+def participant_of(row: SecAggSessionRow, node_id: str) -> str | None:
+    """The hospital whose node *node_id* takes part in the session (None: none, or not recorded)."""
+    ids = (row.request or {}).get("node_ids") or {}
+    return next((hospital for hospital, node in ids.items() if node == node_id), None)
+
+
 def pinned_keys(uow: UnitOfWork, study: StudyRow, names: list[str]) -> dict[str, PublicKey]:
     """The participants' node keys the hub pinned at enrolment."""
     keys: dict[str, PublicKey] = {}
@@ -89,10 +107,13 @@ def open_session(
         scale=layout.scale,
         clip=layout.clip,
     )
+    keys = {name: key.b64 for name, key in pinned_keys(uow, study, config.participants).items()}
+    nodes = {t.organisation.name: str(t.node_id) for t in study.targets if t.organisation.name in keys}
     uow.secagg.add(
         SecAggSessionRow(
             study_id=study.id, round=study.round, config=config.model_dump(mode="json"), stage=0,
             stage_deadline=now + timedelta(seconds=stage_seconds), updated_at=now,
+            request={"node_keys": keys, "node_ids": nodes},  # what every stage checks, kept once
         )
     )  # fmt: skip
     log.info(
@@ -132,7 +153,7 @@ def receive(
     if row.stage != stage:
         state = "failed" if row.stage == STAGE_FAILED else ("closed" if row.stage > stage else "not open yet")
         raise Conflict(f"the {STAGES[stage]} stage of session {config.session_id} is {state}")
-    pinned = pinned_keys(uow, study, config.participants)
+    pinned = session_keys(uow, study, row)
     messages = _parse(stage, body)
     for message in messages:
         if message.sender != hospital:
@@ -173,7 +194,7 @@ def close_stage(
 
     A stage that leaves fewer than the threshold fails the session (``row.error`` says why)."""
     config = _config(row)
-    pinned = pinned_keys(uow, study, config.participants)
+    pinned = session_keys(uow, study, row)
     sets = dict(row.request or {})
     try:
         keys = _stored(uow, row, 0)
@@ -221,7 +242,12 @@ def _share_senders(
 
 
 def view(
-    uow: UnitOfWork, study: StudyRow, row: SecAggSessionRow, hospital: str | None, *, transcript: bool = False
+    uow: UnitOfWork,
+    study: StudyRow | None,
+    row: SecAggSessionRow,
+    hospital: str | None,
+    *,
+    transcript: bool = False,
 ) -> SessionView:
     """The session as *hospital* (None: anyone allowed to see the transcript) may see it.
 
@@ -230,7 +256,7 @@ def view(
     (:func:`phds.node.secure_round.verify_last_sum`), so a last round costs no node N masked inputs."""
     config = _config(row)
     sets = row.request or {}
-    pinned = pinned_keys(uow, study, config.participants)
+    pinned = session_keys(uow, study, row)
     out = SessionView(
         session_id=config.session_id, study_id=str(row.study_id), round=row.round, stage=row.stage,
         error=row.error, config=row.config, node_keys={n: k.b64 for n, k in pinned.items()},
