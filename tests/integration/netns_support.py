@@ -39,6 +39,11 @@ def missing_tools() -> str | None:
     for tool in ("ip", "nft"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
+    probe = f"phds-probe-{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"this machine cannot make network namespaces: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return None
 
 
