@@ -170,19 +170,7 @@ def _create_reader(url: str) -> Engine | None:
     if not url.startswith("sqlite") or url.rstrip("/").endswith((":memory:", "sqlite:")):
         return None
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        cursor.execute("PRAGMA query_only = ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
-
+    _sqlite_session(engine, ["PRAGMA busy_timeout = 30000", "PRAGMA query_only = ON"], "BEGIN")
     return engine
 
 
@@ -193,21 +181,26 @@ def _sqlite_transactions(engine: Engine, *, wal: bool) -> None:
     ``BEGIN IMMEDIATE``, so two writers never both read and then fail to upgrade their lock
     (SQLAlchemy's documented pysqlite recipe).
     """
+    pragmas = ["PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 30000"]
+    if wal:
+        pragmas += ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL"]
+    _sqlite_session(engine, pragmas, "BEGIN IMMEDIATE")
+
+
+def _sqlite_session(engine: Engine, pragmas: list[str], begin: str) -> None:
+    """Every new connection runs *pragmas* with the driver's transactions off; each transaction *begin*s."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        if wal:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
+        for pragma in pragmas:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
 
 
 def _sqlite_migrate(connection: Any, revision: str) -> None:
